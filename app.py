@@ -1,0 +1,127 @@
+"""The provincial health data portal: create_app builds it, running this file serves it."""
+
+import logging
+
+from flask import Flask
+from flask import g
+from flask import request
+from flask import session
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import generate_csrf
+
+import config
+from models.base import db
+from models.base import open_database
+
+LANGUAGES = ("vi", "en")
+log = logging.getLogger("portal")
+
+
+def select_locale():
+    """Vietnamese unless the visitor chose English."""
+    chosen = session.get("lang")
+    return chosen if chosen in LANGUAGES else "vi"
+
+
+def create_app(test_config=None):
+    """Build the portal: settings, database, translations, sign-in, public site and back office."""
+    app = Flask(__name__, instance_path=str(config.INSTANCE_DIR), instance_relative_config=True)
+    app.config.update(config.load_settings())
+    app.config.update(
+        BABEL_DEFAULT_LOCALE="vi",
+        BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        EXPORT_MAX_ROWS=50_000,
+        PASSWORD_HASH_COST=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config.persistent_secret_key(app.instance_path)
+    if app.config["PASSWORD_HASH_COST"]:
+        from services import passwords
+
+        passwords.configure(**app.config["PASSWORD_HASH_COST"])
+
+    db.initialize(open_database(app.config["DATABASE_URL"]))
+    app.before_request(_open_connection)
+    app.teardown_request(_close_connection)
+    app.after_request(_security_headers)
+
+    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["current_language"] = select_locale
+    # Not "csrf_token": Flask-Admin's form macro would add a second, foreign token to its own forms.
+    app.jinja_env.globals["portal_csrf_token"] = generate_csrf
+
+    _init_login(app)
+    _init_sms(app)
+
+    from admin_views import init_admin
+    from admin_views.auth import bp as auth_bp
+    from cli import register_commands
+    from public import bp as public_bp
+    from public.lookup import bp as lookup_bp
+
+    app.register_blueprint(public_bp)
+    app.register_blueprint(lookup_bp)
+    app.register_blueprint(auth_bp)
+    init_admin(app)
+    register_commands(app)
+    return app
+
+
+def _init_login(app):
+    from models.accounts import Staff
+
+    login = LoginManager(app)
+    login.login_view = "auth.login"
+    login.login_message = None
+    login.session_protection = "strong"
+    login.user_loader(Staff.from_session_id)
+
+
+def _init_sms(app):
+    from services.sms import Dispatcher
+    from services.sms import backend_from_config
+
+    app.extensions["sms"] = Dispatcher(backend_from_config(app.config))
+
+
+def _open_connection():
+    db.connect(reuse_if_open=True)
+    g.client_address = request.remote_addr
+
+
+def _close_connection(exc):
+    if not db.is_closed():
+        db.close()
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/admin"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def main():
+    """Serve with waitress under the environment's configuration."""
+    from waitress import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    base = f"http://{app.config['HOST']}:{app.config['PORT']}"
+    print(f"Public site:  {base}/", flush=True)
+    print(f"Back office:  {base}/admin/  (sign in with a personal account; the first sign-in", flush=True)
+    print("              asks for a new password. New accounts: flask --app app create-user ...)", flush=True)
+    serve(app, host=app.config["HOST"], port=app.config["PORT"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Command-line commands: thin click wrappers over plain functions."""
+
+import click
+
+from models.accounts import Role
+from models.accounts import Staff
+from models.audit import Action
+from models.audit import AuditEvent
+from models.base import db
+from models.units import HealthUnit
+from models.validation import FieldError
+
+
+def init_db():
+    """Create or migrate the schema; return the migrations applied."""
+    from migrations import migrate
+
+    with db.connection_context():
+        return migrate()
+
+
+def create_user(username, role, unit_code, full_name=None, email=None):
+    """Create an account and return (account, one-time password)."""
+    username = (username or "").strip().lower()
+    if not username or not username.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        raise FieldError("username", "letters, digits, '.', '_' or '-' only")
+    if role not in Role.ALL:
+        raise FieldError("role", f"one of {', '.join(Role.ALL)}")
+    with db.atomic():
+        unit = HealthUnit.get_or_none(HealthUnit.code == unit_code)
+        if unit is None:
+            raise FieldError("unit", f"no health unit has the code {unit_code!r}")
+        if Staff.select().where(Staff.username == username).exists():
+            raise FieldError("username", f"{username!r} is taken")
+        account = Staff(username=username, full_name=full_name or username, role=role, unit=unit, email=email)
+        password = account.issue_one_time_password()
+        account.save(force_insert=True)
+        AuditEvent.record(Action.CREATE, object_type="staff", object_id=account.id, source="cli", role=role)
+    return account, password
+
+
+def register_commands(app):
+    @app.cli.command("init-db")
+    def init_db_command():
+        """Create or migrate the database schema (safe to run twice)."""
+        applied = init_db()
+        click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.option("--role", required=True, type=click.Choice(Role.ALL))
+    @click.option("--unit", "unit_code", required=True, help="health unit code")
+    @click.option("--full-name", default=None)
+    @click.option("--email", default=None)
+    def create_user_command(username, role, unit_code, full_name, email):
+        """Create a staff account and print its one-time password."""
+        try:
+            with db.connection_context():
+                account, password = create_user(username, role, unit_code, full_name, email)
+        except FieldError as exc:
+            raise click.UsageError(f"{exc.field}: {exc.message}") from exc
+        click.echo(f"created {account.username} ({account.role}, {account.unit.code})")
+        click.echo(f"one-time password: {password}")
+        click.echo("It must be changed at the first sign-in.")
+
+    @app.cli.command("demo-data")
+    @click.option("--citizens", default=2000, show_default=True, type=click.IntRange(0, 10_000_000))
+    @click.option("--province", default=22, show_default=True, type=int)
+    @click.option("--seed", default=1, show_default=True, type=int)
+    @click.option("--if-empty", is_flag=True, help="only when the database has no health units yet")
+    def demo_data_command(citizens, province, seed, if_empty):
+        """Load deterministic demo data for one province."""
+        from services.demo_data import generate
+
+        with db.connection_context():
+            if if_empty and HealthUnit.select().exists():
+                click.echo("demo data: the database already has units, nothing loaded")
+                return
+            result = generate(citizens=citizens, province_code=province, seed=seed, echo=click.echo)
+        for line in result.summary_lines():
+            click.echo(line)
+
+    return app

@@ -1,0 +1,203 @@
+"""A citizen's health record: conditions, allergies, encounters and vaccinations."""
+
+import re
+
+from flask_babel import lazy_gettext as _l
+from peewee import JOIN
+from peewee import BooleanField
+from peewee import CharField
+from peewee import DateField
+from peewee import ForeignKeyField
+from peewee import IntegerField
+from peewee import TextField
+
+from models.base import BaseModel
+from models.base import utcnow
+from models.citizens import Citizen
+from models.units import HealthUnit
+from models.validation import FieldError
+from models.validation import parse_date
+
+ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")
+CONDITION_KINDS = (("chronic", _l("Chronic condition")), ("history", _l("Medical history")))
+SEVERITIES = (("mild", _l("Mild")), ("moderate", _l("Moderate")), ("severe", _l("Severe")))
+
+
+def _icd10(value, field="icd10_code"):
+    value = (value or "").strip().upper() or None
+    if value and not ICD10.match(value):
+        raise FieldError(field, _l("An ICD-10 code looks like A09 or J45.9."))
+    return value
+
+
+def _not_in_future(value, field):
+    value = parse_date(value, field=field)
+    if value and value > utcnow().date():
+        raise FieldError(field, _l("The date cannot be in the future."))
+    return value
+
+
+class CitizenPart(BaseModel):
+    """A part of one citizen's record; scope follows the citizen."""
+
+    @classmethod
+    def in_scope(cls, scope, query=None):
+        query = cls.select() if query is None else query
+        if scope.is_everything:
+            return query
+        # A subquery, not a join: the caller's query may already join Citizen.
+        return query.where(cls.citizen.in_(Citizen.in_scope(scope, Citizen.select(Citizen.id))))
+
+    def save(self, *args, **kwargs):
+        self.clean()
+        return super().save(*args, **kwargs)
+
+    def clean(self):
+        """Normalise fields; raise FieldError naming the first bad one."""
+
+
+class Condition(CitizenPart):
+    citizen = ForeignKeyField(Citizen, backref="conditions", on_delete="RESTRICT")
+    kind = CharField(max_length=16, choices=CONDITION_KINDS, default="chronic")
+    name = CharField(max_length=255)
+    icd10_code = CharField(max_length=8, null=True)
+    since = DateField(null=True)
+    notes = TextField(null=True)
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        self.name = (self.name or "").strip()
+        if not self.name:
+            raise FieldError("name", _l("The condition's name is required."))
+        self.icd10_code = _icd10(self.icd10_code)
+        self.since = _not_in_future(self.since, "since")
+
+
+class Allergy(CitizenPart):
+    citizen = ForeignKeyField(Citizen, backref="allergies", on_delete="RESTRICT")
+    substance = CharField(max_length=255)
+    reaction = CharField(max_length=255, null=True)
+    severity = CharField(max_length=16, choices=SEVERITIES, null=True)
+
+    def __str__(self):
+        return self.substance
+
+    def clean(self):
+        self.substance = (self.substance or "").strip()
+        if not self.substance:
+            raise FieldError("substance", _l("The substance is required."))
+
+
+class Encounter(CitizenPart):
+    """One visit to a facility, as sent by hospitals and health centres."""
+
+    citizen = ForeignKeyField(Citizen, backref="encounters", on_delete="RESTRICT")
+    facility = ForeignKeyField(HealthUnit, null=True, backref="encounters", on_delete="RESTRICT")
+    facility_name = CharField(max_length=255, null=True)
+    visit_id = CharField(max_length=64, null=True)
+    date = DateField()
+    icd10_code = CharField(max_length=8, null=True)
+    diagnosis = CharField(max_length=255, null=True)
+    summary = TextField(null=True)
+
+    class Meta:
+        indexes = ((("citizen", "date"), False), (("facility", "visit_id"), True))
+
+    def __str__(self):
+        return f"{self.date} {self.diagnosis or ''}".strip()
+
+    def clean(self):
+        self.date = _not_in_future(self.date, "date")
+        if self.date is None:
+            raise FieldError("date", _l("The visit date is required."))
+        self.icd10_code = _icd10(self.icd10_code)
+        if self.facility_id is None and not (self.facility_name or "").strip():
+            raise FieldError("facility", _l("Choose the facility or type its name."))
+
+
+class Vaccine(BaseModel):
+    """A vaccine and its schedule, configured in the back office."""
+
+    code = CharField(max_length=32, unique=True)
+    name = CharField(max_length=255)
+    disease = CharField(max_length=255)
+    doses_in_schedule = IntegerField(default=1)
+    boosters_allowed = BooleanField(default=False)
+    active = BooleanField(default=True)
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not 1 <= (self.doses_in_schedule or 0) <= 10:
+            raise FieldError("doses_in_schedule", _l("The schedule has between 1 and 10 doses."))
+        return super().save(*args, **kwargs)
+
+
+class Vaccination(CitizenPart):
+    citizen = ForeignKeyField(Citizen, backref="vaccinations", on_delete="RESTRICT")
+    vaccine = ForeignKeyField(Vaccine, backref="doses", on_delete="RESTRICT")
+    dose_number = IntegerField()
+    date = DateField()
+    site = ForeignKeyField(HealthUnit, null=True, backref="vaccinations", on_delete="RESTRICT")
+    lot = CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = ((("citizen", "vaccine", "dose_number"), True), (("vaccine", "date"), False))
+
+    def __str__(self):
+        return f"{self.vaccine.name} #{self.dose_number}"
+
+    def clean(self):
+        self.date = _not_in_future(self.date, "date")
+        if self.date is None:
+            raise FieldError("date", _l("The vaccination date is required."))
+        vaccine = Vaccine.get_by_id(self.vaccine_id) if self.vaccine_id else None
+        if vaccine is None:
+            raise FieldError("vaccine", _l("Choose a vaccine."))
+        limit = vaccine.doses_in_schedule + (5 if vaccine.boosters_allowed else 0)
+        if not 1 <= (self.dose_number or 0) <= limit:
+            raise FieldError("dose_number", _l("The dose number must be between 1 and %(n)s.", n=limit))
+
+
+def vaccination_status(citizen):
+    """Per active vaccine: (vaccine, doses received) for the citizen, every vaccine listed."""
+    received = {}
+    for dose in citizen.vaccinations:
+        received[dose.vaccine_id] = max(received.get(dose.vaccine_id, 0), dose.dose_number)
+    return [(v, received.get(v.id, 0)) for v in Vaccine.select().where(Vaccine.active).order_by(Vaccine.name)]
+
+
+def record_of(citizen):
+    """The parts of one citizen's health record, each newest or most relevant first."""
+    from models.citizens import Citizen as CitizenModel
+
+    members = []
+    if citizen.household_id:
+        members = list(
+            CitizenModel.select()
+            .where(CitizenModel.household == citizen.household_id)
+            .order_by(CitizenModel.date_of_birth)
+        )
+    return {
+        "members": members,
+        "family": citizen.family(),
+        "conditions": list(citizen.conditions.order_by(Condition.id)),
+        "allergies": list(citizen.allergies.order_by(Allergy.id)),
+        "encounters": list(
+            Encounter.select(Encounter, HealthUnit)
+            .join(HealthUnit, JOIN.LEFT_OUTER, on=(Encounter.facility == HealthUnit.id))
+            .where(Encounter.citizen == citizen.id)
+            .order_by(Encounter.date.desc())
+        ),
+        "vaccinations": list(
+            Vaccination.select(Vaccination, Vaccine, HealthUnit)
+            .join_from(Vaccination, Vaccine)
+            .join_from(Vaccination, HealthUnit, JOIN.LEFT_OUTER, on=(Vaccination.site == HealthUnit.id))
+            .where(Vaccination.citizen == citizen.id)
+            .order_by(Vaccination.date)
+        ),
+        "vaccine_status": vaccination_status(citizen),
+    }

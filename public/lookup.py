@@ -1,0 +1,268 @@
+"""Seed 002's lookup: personal health code + phone, a code by SMS, then the citizen's own record."""
+
+import secrets
+
+from flask import Blueprint
+from flask import abort
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+from wtforms import StringField
+from wtforms import TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired
+from wtforms.validators import Length
+from wtforms.validators import ValidationError
+
+from models.audit import Action
+from models.audit import AuditEvent
+from models.base import db
+from models.citizens import Citizen
+from models.corrections import CORRECTABLE_FIELDS
+from models.corrections import CorrectionRequest
+from models.labels import FIELD_LABELS
+from models.lookup import CitizenSession
+from models.lookup import LookupChallenge
+from models.records import record_of
+from models.units import HealthUnit
+from models.validation import FieldError
+from models.validation import normalize_health_code
+from models.validation import normalize_phone
+from services import clock
+from services import otp
+from services import rate_limits
+from services.sms import unaccented
+
+bp = Blueprint("lookup", __name__)
+SESSION_CHALLENGE = "lookup_challenge"
+SESSION_CITIZEN = "citizen_session"
+
+
+def _domain_check(normalize):
+    """A WTForms validator that asks the domain to normalise the value."""
+
+    def check(form, field):
+        try:
+            field.data = normalize(field.data)
+        except FieldError as exc:
+            raise ValidationError(str(exc.message)) from exc
+
+    return check
+
+
+class LookupForm(FlaskForm):
+    health_code = StringField(
+        _l("Personal health code"), validators=[DataRequired(), Length(max=40), _domain_check(normalize_health_code)]
+    )
+    phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=20), _domain_check(normalize_phone)])
+
+
+class VerifyForm(FlaskForm):
+    otp = StringField(_l("Verification code"), validators=[DataRequired(), Length(min=6, max=6)])
+
+    def validate_otp(self, field):
+        if not (field.data or "").strip().isdigit():
+            raise ValidationError(_("The code has 6 digits."))
+
+
+class ResendForm(FlaskForm):
+    """Only the CSRF token: the details come from the browser's open challenge."""
+
+
+class CorrectionForm(FlaskForm):
+    field = SelectField(_l("Detail to correct"), choices=[SelectChoice(f, FIELD_LABELS[f]) for f in CORRECTABLE_FIELDS])
+    proposed_value = StringField(_l("Correct value"), validators=[DataRequired(), Length(max=255)])
+    note = TextAreaField(_l("Note for the commune health station"), validators=[Length(max=1000)])
+
+
+def _audit(outcome, citizen_id=None, **detail):
+    AuditEvent.record(
+        Action.LOOKUP,
+        object_type="citizen",
+        citizen_id=citizen_id,
+        address=request.remote_addr,
+        outcome=outcome,
+        **detail,
+    )
+
+
+def _send_code(phone, health_code, replaces=None):
+    """Open a challenge and text the code when the details match; the answer is the same either way."""
+    now = clock.now()
+    sms = current_app.extensions["sms"]
+    if sms.is_failing:
+        _audit("sms_unavailable")
+        return "unavailable"
+    if not rate_limits.allow(rate_limits.keys_for(phone, health_code, request.remote_addr), now):
+        _audit("rate_limited")
+        return "limited"
+    citizen = Citizen.get_or_none((Citizen.health_code == health_code) & (Citizen.phone == phone))
+    citizen_id = citizen.id if citizen else None
+    challenge, code = otp.start(
+        current_app.config["SECRET_KEY"], now, citizen_id, phone, health_code, replaces=replaces
+    )
+    if citizen is not None:
+        sms.submit(phone, unaccented(_("Health record lookup code: %(code)s. Valid for 5 minutes.", code=code)))
+    session[SESSION_CHALLENGE] = challenge.token
+    _audit("sent" if citizen else "no_match", citizen_id, resend=bool(replaces))
+    return "sent"
+
+
+def _refusal(outcome):
+    if outcome == "limited":
+        return _("Too many codes were requested for these details. Please try again in an hour."), 429
+    return _("Text messages cannot be sent right now. Please try again later."), 503
+
+
+@bp.route("/lookup", methods=["GET", "POST"])
+def lookup():
+    form = LookupForm()
+    if not form.validate_on_submit():
+        return render_template("public/lookup.html", form=form), 400 if form.is_submitted() else 200
+    outcome = _send_code(form.phone.data, form.health_code.data)
+    if outcome != "sent":
+        message, status = _refusal(outcome)
+        flash(message, "error")
+        return render_template("public/lookup.html", form=form), status
+    return render_template("public/verify.html", form=VerifyForm(formdata=None), resend=ResendForm())
+
+
+@bp.post("/lookup/resend")
+def resend():
+    form = ResendForm()
+    challenge = LookupChallenge.get_or_none(LookupChallenge.token == session.get(SESSION_CHALLENGE, ""))
+    if not form.validate_on_submit() or challenge is None:
+        flash(_("Please enter your details again."), "error")
+        return redirect(url_for("lookup.lookup"), 303)
+    outcome = _send_code(challenge.phone, challenge.health_code, replaces=challenge.token)
+    if outcome != "sent":
+        message, status = _refusal(outcome)
+        flash(message, "error")
+        return render_template("public/verify.html", form=VerifyForm(formdata=None), resend=form), status
+    flash(_("A new code was sent. The previous code no longer works."), "info")
+    return render_template("public/verify.html", form=VerifyForm(formdata=None), resend=ResendForm())
+
+
+@bp.post("/lookup/verify")
+def verify():
+    form = VerifyForm()
+    if not form.validate_on_submit():
+        return render_template("public/verify.html", form=form, resend=ResendForm()), 400
+    now = clock.now()
+    outcome, challenge = otp.check(current_app.config["SECRET_KEY"], session.get(SESSION_CHALLENGE), form.otp.data, now)
+    citizen_id = challenge.citizen_id if challenge else None
+    _audit(f"code_{outcome}", citizen_id)
+    if outcome == "ok":
+        token = secrets.token_urlsafe(32)
+        CitizenSession.create(token=token, citizen_id=challenge.citizen_id, started_at=now)
+        # A new session on verification: nothing from before it carries over but the language.
+        lang = session.get("lang")
+        session.clear()
+        session.permanent = False
+        session[SESSION_CITIZEN] = token
+        if lang:
+            session["lang"] = lang
+        return redirect(url_for("lookup.record"), 303)
+    if outcome == "wrong":
+        tries_left = otp.MAX_WRONG_TRIES - challenge.attempts - 1
+        form.otp.errors.append(_("The code is not right. %(n)s tries left.", n=tries_left))
+        return render_template("public/verify.html", form=form, resend=ResendForm()), 400
+    session.pop(SESSION_CHALLENGE, None)
+    flash(_("This code can no longer be used. Please request a new code."), "error")
+    return render_template("public/lookup.html", form=LookupForm(formdata=None)), 400
+
+
+def current_citizen_session():
+    """The citizen's valid session, or None."""
+    token = session.get(SESSION_CITIZEN)
+    if not token:
+        return None
+    citizen_session = CitizenSession.get_or_none(CitizenSession.token == token)
+    if citizen_session is None or not citizen_session.is_valid(clock.now()):
+        session.pop(SESSION_CITIZEN, None)
+        return None
+    return citizen_session
+
+
+@bp.after_request
+def _never_cache(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/record")
+def record():
+    citizen_session = current_citizen_session()
+    if citizen_session is None:
+        flash(_("Your session has ended. Please look up your record again."), "info")
+        return redirect(url_for("lookup.lookup"), 303)
+    citizen = Citizen.get_or_none(Citizen.id == citizen_session.citizen_id)
+    if citizen is None:
+        abort(404)
+    staff_views = list(AuditEvent.staff_views_of(citizen.id))
+    codes = {event.unit_code for event in staff_views if event.unit_code}
+    unit_names = {u.code: u.name for u in HealthUnit.select().where(HealthUnit.code.in_(codes))} if codes else {}
+    AuditEvent.record(
+        Action.VIEW,
+        object_type="citizen",
+        object_id=citizen.id,
+        citizen_id=citizen.id,
+        address=request.remote_addr,
+        by="citizen",
+    )
+    return render_template(
+        "public/record.html",
+        citizen=citizen,
+        record=record_of(citizen),
+        staff_views=staff_views,
+        unit_name=lambda code: unit_names.get(code, code or ""),
+        corrections=list(citizen.correction_requests.order_by(CorrectionRequest.id.desc()).limit(20)),
+        correction_form=CorrectionForm(formdata=None),
+        sign_out_form=ResendForm(formdata=None),
+        printable=request.args.get("print") == "1",
+    )
+
+
+@bp.post("/record/correction")
+def correction():
+    citizen_session = current_citizen_session()
+    if citizen_session is None:
+        return redirect(url_for("lookup.lookup"), 303)
+    form = CorrectionForm()
+    if form.validate_on_submit():
+        try:
+            with db.atomic():
+                CorrectionRequest.create(
+                    citizen=citizen_session.citizen_id,
+                    field=form.field.data,
+                    proposed_value=form.proposed_value.data,
+                    note=form.note.data,
+                )
+        except FieldError as exc:
+            flash(f"{FIELD_LABELS.get(exc.field, exc.field)}: {exc.message}", "error")
+        else:
+            flash(_("Your request was sent to your commune health station."), "info")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
+    return redirect(url_for("lookup.record"), 303)
+
+
+@bp.post("/record/sign-out")
+def sign_out():
+    form = ResendForm()
+    citizen_session = current_citizen_session()
+    if form.validate_on_submit() and citizen_session is not None:
+        CitizenSession.update(ended_at=clock.now()).where(CitizenSession.id == citizen_session.id).execute()
+        session.pop(SESSION_CITIZEN, None)
+        flash(_("You have signed out."), "info")
+    return redirect(url_for("lookup.lookup"), 303)

@@ -1,0 +1,1 @@
+"""Domain services that are not one model's business."""
