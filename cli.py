@@ -70,13 +70,17 @@ def register_commands(app):
     @click.option("--if-empty", is_flag=True, help="only when the database has no health units yet")
     def demo_data_command(citizens, province, seed, if_empty):
         """Load deterministic demo data for one province."""
+        from services.demo_data import DemoDataError
         from services.demo_data import generate
 
         with db.connection_context():
             if if_empty and HealthUnit.select().exists():
                 click.echo("demo data: the database already has units, nothing loaded")
                 return
-            result = generate(citizens=citizens, province_code=province, seed=seed, echo=click.echo)
+            try:
+                result = generate(citizens=citizens, province_code=province, seed=seed, echo=click.echo)
+            except DemoDataError as exc:
+                raise click.ClickException(str(exc)) from exc
         for line in result.summary_lines():
             click.echo(line)
 

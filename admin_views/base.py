@@ -177,6 +177,11 @@ class PortalModelView(ModelView):
 
     def __init__(self, model, *args, **kwargs):
         self.column_labels = {**FIELD_LABELS, **(getattr(self, "column_labels", None) or {})}
+        # Form fields take the same Vietnamese labels as the list and detail columns.
+        form_args = {name: dict(args) for name, args in (getattr(self, "form_args", None) or {}).items()}
+        for name, label in self.column_labels.items():
+            form_args.setdefault(name, {}).setdefault("label", label)
+        self.form_args = form_args
         super().__init__(model, *args, **kwargs)
 
     # Permissions, asked afresh on every request.

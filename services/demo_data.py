@@ -1261,6 +1261,11 @@ def generate(citizens, province_code=22, seed=1, echo=print):
                 vaccines=vaccines,
             )
             _load_records(writer, result, cohort, facilities, seed, province_code, echo)
+    if citizens > 0:
+        # Fresh statistics, or the planner guesses: without them PostgreSQL scanned a commune's rows
+        # and folded each one instead of using the search index (250 ms instead of 7 ms at 20,000).
+        echo("updating the query planner's statistics…")
+        db.execute_sql("ANALYZE")
     return result
 
 

@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from models.accounts import Role
 from models.units import UnitKind
 from tests.factories import make_citizen
 from tests.factories import make_staff
@@ -186,3 +188,21 @@ def test_dates_are_day_month_year_on_the_citizen_page(client, station):
     page = page_of(client, f"/admin/citizen/details/?id={citizen.id}")
     assert "05/03/1990" in page
     assert "1990-03-05" not in page
+
+
+@pytest.mark.parametrize("view", ["citizen", "household", "vaccination", "encounter", "health_unit", "staff"])
+def test_form_labels_are_vietnamese(client, station, view):
+    make_staff(station, Role.SYSTEM_ADMIN, username="quantri")
+    sign_in(client, "quantri")
+    labels = re.findall(r"<label[^>]*>\s*([^<]+?)\s*(?:&nbsp;|<)", page_of(client, f"/admin/{view}/new/"))
+    assert labels, f"no labels on the {view} form"
+    english = [label for label in labels if label in ENGLISH_FIELD_LABELS]
+    assert not english, f"English labels on the {view} form: {english}"
+
+
+# What Flask-Admin makes of field names when no label is given.
+ENGLISH_FIELD_LABELS = {
+    "Full Name", "Date Of Birth", "Gender", "Phone", "Ward", "Household", "Relation To Head", "Book Number",
+    "Address", "Citizen", "Vaccine", "Dose Number", "Date", "Site", "Lot", "Facility", "Diagnosis", "Summary",
+    "Icd10 Code", "Name", "Code", "Kind", "Parent", "Username", "Role", "Unit", "Is Active",
+}  # fmt: skip
