@@ -27,6 +27,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from peewee import fn  # noqa: E402
 
+from bench import load as concurrent_load  # noqa: E402
 from migrations import migrate  # noqa: E402
 from models.accounts import Role  # noqa: E402
 from models.accounts import Staff  # noqa: E402
@@ -53,6 +54,7 @@ def parse_args(argv):
         help="a database on the server where the bench database is created",
     )
     parser.add_argument("--postgres-database", default="bench")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each concurrent load")
     parser.add_argument("--rebuild", action="store_true", help="reload the data even if the database has it")
     return parser.parse_args(argv)
 
@@ -119,7 +121,9 @@ def load(kind, url, args):
     with db.connection_context():
         migrate()
         started = time.perf_counter()
-        result = generate(citizens=args.citizens, province_code=22, seed=1, echo=lambda line: print(f"  {line}", flush=True))
+        result = generate(
+            citizens=args.citizens, province_code=22, seed=1, echo=lambda line: print(f"  {line}", flush=True)
+        )
         total = time.perf_counter() - started
     return {
         "citizens": result.citizens,
@@ -236,65 +240,8 @@ def run_pages(url, args):
             pages[f"{who}: {name}"] = figures
             print(f"  {who:8} {name:44} median {figures['median_ms']:7.1f} ms  p95 {figures['p95_ms']:7.1f} ms  "
                   f"raw SQL {figures['raw_sql_median_ms']:6.1f} ms  budget {budget} ms", flush=True)  # fmt: skip
-    pages.update(run_lookup(app, someone, args, query_log))
     peewee_log.removeHandler(query_log)
     return pages, {"commune_residents": residents, "search": search}
-
-
-def run_lookup(app, someone, args, query_log):
-    """The citizen's side: the lookup POST (match and no match) and the record page, against /healthz."""
-    from services import rate_limits
-    from tests.helpers import csrf_from
-
-    pages = {}
-    rate_limits_allow = rate_limits.allow
-    rate_limits.allow = lambda keys, now: True  # the limits would stop a benchmark after 3 sends
-    try:
-        for label, code in (("lookup POST, match", someone.health_code), ("lookup POST, no match", "221234567897")):
-            samples = []
-            for _ in range(args.repeat):
-                client = app.test_client()
-                token = csrf_from(client.get("/lookup").text)
-                started = time.perf_counter()
-                response = client.post("/lookup", data={"health_code": code, "phone": someone.phone, "csrf_token": token})
-                samples.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200, response.status_code
-            pages[f"citizen: {label}"] = _figures(samples)
-        client = app.test_client()
-        from models.lookup import CitizenSession
-        from services import clock
-
-        with db.connection_context():
-            CitizenSession.create(token="bench-session", citizen_id=someone.id, started_at=clock.now())
-        with client.session_transaction() as session:
-            session["citizen_session"] = "bench-session"
-        samples = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            response = client.get("/record")
-            samples.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200 and someone.full_name in response.text
-        pages["citizen: record page"] = _figures(samples)
-        samples = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            client.get("/healthz")
-            samples.append((time.perf_counter() - started) * 1000)
-        pages["trivial route (/healthz)"] = _figures(samples)
-    finally:
-        rate_limits.allow = rate_limits_allow
-    for name, figures in pages.items():
-        print(f"  {name:53} median {figures['median_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms", flush=True)
-    return pages
-
-
-def _figures(samples):
-    ordered = sorted(samples)
-    return {
-        "median_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(ordered[max(int(len(ordered) * 0.95) - 1, 0)], 1),
-        "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)], 1),
-    }
 
 
 def machine():
@@ -323,6 +270,13 @@ def main(argv=None):
         url = database_url(kind, args)
         loaded = load(kind, url, args)
         pages, context = run_pages(url, args)
+        print("  citizens' pages under waitress, 16 concurrent clients on loopback…", flush=True)
+        concurrent = concurrent_load.run(url, db, seconds=args.seconds)
+        for name in ("record page", "trivial route", "lookup POST"):
+            figures = concurrent[name]
+            print(f"  {name:14} {figures['requests_per_second']:7.1f} req/s  median {figures['median_ms']:6.1f} ms  "
+                  f"p99 {figures['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
+        print(f"  lookup POST at {concurrent['lookup_vs_trivial']:.0%} of the trivial route's rate", flush=True)
         result = {
             "database": kind,
             "citizens": args.citizens,
@@ -331,6 +285,7 @@ def main(argv=None):
             "load": loaded,
             "context": context,
             "pages": pages,
+            "concurrent": concurrent,
         }
         out = RESULTS_DIR / f"{kind}-{args.citizens}.json"
         previous = json.loads(out.read_text()) if out.exists() else {}

@@ -3,6 +3,9 @@
 import pytest
 
 from models.accounts import Staff
+from models.base import SQLITE_PRAGMAS
+from models.base import db
+from models.base import is_postgres
 from models.citizens import Citizen
 from models.citizens import FamilyRelation
 from models.citizens import Household
@@ -14,6 +17,7 @@ from models.validation import normalize_health_code
 from models.validation import normalize_insurance_number
 from models.validation import normalize_national_id
 from models.validation import normalize_phone
+from services import demo_data
 from services.demo_data import DemoDataError
 from services.demo_data import _ward_rows
 from services.demo_data import build_people
@@ -106,3 +110,31 @@ def test_generated_citizens_are_found_without_diacritics(app):
     someone = Citizen.select().order_by(Citizen.id.desc()).first()
     found = Citizen.matching(fold(someone.full_name)).where(Citizen.id == someone.id)
     assert found.count() == 1
+
+
+def _schema():
+    if is_postgres():
+        indexes = db.execute_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+        constraints = db.execute_sql(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
+        ).fetchall()
+        return indexes + constraints
+    query = "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_stat%' ORDER BY 2"
+    return db.execute_sql(query).fetchall()
+
+
+def test_a_bulk_load_rebuilds_the_schema_it_set_aside(app, monkeypatch):
+    # Big loads drop indexes and search triggers and rebuild them; a low threshold takes that path here.
+    monkeypatch.setattr(demo_data, "BULK_THRESHOLD", 100)
+    before = _schema()
+    generate(citizens=800, province_code=22, seed=4, echo=_quiet)
+    assert _schema() == before
+    if not is_postgres():
+        assert db.execute_sql("PRAGMA cache_size").fetchone()[0] == SQLITE_PRAGMAS["cache_size"]
+    someone = Citizen.select().order_by(Citizen.id.desc()).first()
+    assert Citizen.matching(fold(someone.full_name)).where(Citizen.id == someone.id).count() == 1
+    # The search triggers are back: a new citizen is found at once.
+    newcomer = Citizen.create(full_name="Đỗ Thị Hường", ward=someone.ward_id, phone="0987650000")
+    assert Citizen.matching("do thi huong").where(Citizen.id == newcomer.id).count() == 1

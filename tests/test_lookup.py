@@ -4,6 +4,7 @@ import datetime
 import json
 import logging
 import re
+import threading
 
 import pytest
 
@@ -11,11 +12,14 @@ from models.accounts import Role
 from models.audit import AuditEvent
 from models.citizens import Citizen
 from models.corrections import CorrectionRequest
+from models.base import db
 from models.lookup import LookupChallenge
+from models.lookup import RateEvent
 from models.records import Encounter
 from models.units import UnitKind
 from services import clock
 from services import otp
+from services import rate_limits
 from services.sms import Dispatcher
 from services.sms import HttpBackend
 from tests.factories import make_citizen
@@ -408,3 +412,26 @@ def test_bad_requests_get_4xx_not_5xx(client, citizen, frozen):
     assert client.post("/lookup/resend", data={}).status_code == 303
     assert client.post("/record/correction", data={}).status_code == 303
     assert client.get("/record").status_code == 303
+
+
+def test_simultaneous_requests_cannot_overspend_a_limit(app, citizen, frozen):
+    # Eight requests at once for one phone, each on its own connection as in separate processes.
+    keys = rate_limits.keys_for(PHONE, citizen.health_code, "203.0.113.7")
+    start = threading.Barrier(8)
+    outcomes = []
+
+    def request():
+        db.connect(reuse_if_open=True)
+        try:
+            start.wait()
+            outcomes.append(rate_limits.allow(keys, START))
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False] * 5 + [True] * 3
+    assert RateEvent.select().where(RateEvent.key == f"phone:{PHONE}").count() == 3
