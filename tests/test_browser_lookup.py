@@ -32,7 +32,9 @@ def phone_page(browser, live_server):  # noqa: F811
 
 @pytest.fixture
 def resident(app):
-    person = make_citizen(wards_of(n=1)[0], full_name="Nguyễn Thị Mai", phone=PHONE, date_of_birth=datetime.date(1990, 5, 6))
+    person = make_citizen(
+        wards_of(n=1)[0], full_name="Nguyễn Thị Mai", phone=PHONE, date_of_birth=datetime.date(1990, 5, 6)
+    )
     measles = Vaccine.create(code="MR", name="Vắc xin Sởi - Rubella", disease="Sởi, Rubella", doses_in_schedule=2)
     Vaccine.create(code="BCG", name="Vắc xin phòng lao (BCG)", disease="Lao")
     Vaccination.create(citizen=person, vaccine=measles, dose_number=1, date=datetime.date(1991, 5, 6))

@@ -51,7 +51,9 @@ def test_every_generated_citizen_passes_the_domain_rules(app):
         assert normalize_phone(citizen.phone) == citizen.phone
         assert normalize_health_code(citizen.health_code) == citizen.health_code
         if citizen.national_id:
-            assert normalize_national_id(citizen.national_id, citizen.date_of_birth, citizen.gender) == citizen.national_id
+            assert (
+                normalize_national_id(citizen.national_id, citizen.date_of_birth, citizen.gender) == citizen.national_id
+            )
         if citizen.insurance_number:
             assert normalize_insurance_number(citizen.insurance_number) == citizen.insurance_number
     assert Citizen.select(Citizen.health_code).distinct().count() == 400
@@ -121,7 +123,9 @@ def _schema():
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
         ).fetchall()
         return indexes + constraints
-    query = "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_stat%' ORDER BY 2"
+    query = (
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_stat%' ORDER BY 2"
+    )
     return db.execute_sql(query).fetchall()
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from models.accounts import Role
 from models.audit import AuditEvent
+from models.base import db
 from models.citizens import Citizen
 from models.corrections import CorrectionRequest
-from models.base import db
 from models.lookup import LookupChallenge
 from models.lookup import RateEvent
 from models.records import Encounter
