@@ -91,14 +91,22 @@ def drive(clients, step, seconds):
     elapsed = time.monotonic() - began
     if errors:
         raise RuntimeError(f"{len(errors)} client errors, first: {errors[0]}")
-    samples = sorted(ms for per_client in latencies for ms in per_client)
+    samples = [ms for per_client in latencies for ms in per_client]
+    return {"requests": len(samples), "requests_per_second": round(len(samples) / elapsed, 1), **summarize(samples)}
+
+
+def summarize(samples):
+    """Median, p95, p99 and maximum of latencies in ms."""
+    ordered = sorted(samples)
+
+    def at(share):
+        return round(ordered[max(int(len(ordered) * share) - 1, 0)], 1)
+
     return {
-        "requests": len(samples),
-        "requests_per_second": round(len(samples) / elapsed, 1),
-        "median_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1),
-        "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 1),
-        "max_ms": round(samples[-1], 1),
+        "median_ms": round(statistics.median(ordered), 1),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1], 1),
     }
 
 

@@ -1095,13 +1095,6 @@ class _SqliteWriter:
             f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({marks}) AND sql IS NOT NULL"
         )
         steps = [(f'DROP INDEX "{name}"', sql) for name, sql in db.execute_sql(query, tables).fetchall()]
-        # Rebuilding the indexes sorts millions of keys: a bigger cache, and a second core for the sort.
-        cache_size, threads = (
-            db.execute_sql("PRAGMA cache_size").fetchone()[0],
-            db.execute_sql("PRAGMA threads").fetchone()[0],
-        )
-        steps.insert(0, ("PRAGMA cache_size = -524288", f"PRAGMA cache_size = {cache_size}"))
-        steps.insert(1, ("PRAGMA threads = 2", f"PRAGMA threads = {threads}"))
         if "citizen" in tables:
             self.fill_search_index = True
             triggers = [t for t in SQLITE_SEARCH if t.startswith("CREATE TRIGGER IF NOT EXISTS citizen_fts_")]
@@ -1178,7 +1171,7 @@ class _Suspended:
             self.on_exit()
         # On an error the surrounding transaction rolls back, which restores everything.
         if exc_type is None:
-            for _undo, redo in reversed(self.steps):  # unwound as a stack: settings made first go back last
+            for _undo, redo in self.steps:
                 db.execute_sql(redo)
         return False
 
