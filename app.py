@@ -1,6 +1,8 @@
 """The provincial health data portal: create_app builds it, running this file serves it."""
 
 import logging
+import os
+import sys
 
 from flask import Flask
 from flask import g
@@ -46,7 +48,7 @@ def create_app(test_config=None):
 
         passwords.configure(**app.config["PASSWORD_HASH_COST"])
 
-    db.initialize(open_database(app.config["DATABASE_URL"]))
+    db.initialize(open_database(app.config["DATABASE_URL"], pooled=True))
     app.before_request(_open_connection)
     app.teardown_request(_close_connection)
     app.after_request(_security_headers)
@@ -112,15 +114,75 @@ def _security_headers(response):
 
 def main():
     """Serve with waitress under the environment's configuration."""
-    from waitress import serve
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app()
-    base = f"http://{app.config['HOST']}:{app.config['PORT']}"
+    settings = config.load_settings()  # a bad setting stops here, before any process starts
+    if not settings["SECRET_KEY"]:
+        config.persistent_secret_key()  # created once here, not raced for by the processes
+    host, port, processes = settings["HOST"], settings["PORT"], settings["WEB_PROCESSES"]
+    base = f"http://{host}:{port}"
     print(f"Public site:  {base}/", flush=True)
     print(f"Back office:  {base}/admin/  (sign in with a personal account; the first sign-in", flush=True)
     print("              asks for a new password. New accounts: flask --app app create-user ...)", flush=True)
-    serve(app, host=app.config["HOST"], port=app.config["PORT"])
+    if processes == 1:
+        serve_forever(create_app(), host=host, port=port)
+    else:
+        serve_in_processes(processes, host, port, create_app)
+
+
+def serve_forever(app, **where):
+    from waitress import serve
+
+    serve(app, **where)
+
+
+def serve_in_processes(count, host, port, factory):
+    """Bind once, then fork `count` waitress processes that accept on the same socket.
+
+    One Python process runs on one core at a time. Sessions, send limits and one-time codes
+    live in the database, so the processes share nothing that matters in memory. Each child
+    builds its own app with factory(), and so its own database connections, after the fork.
+    """
+    import signal
+    import socket
+
+    listener = socket.create_server((host, port), backlog=1024)
+    children = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 0
+            try:
+                serve_forever(factory(), sockets=[listener])
+            except KeyboardInterrupt:
+                pass
+            except BaseException:
+                log.exception("the server process failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    listener.close()
+    log.info("serving on %s:%s with %s processes: %s", host, port, count, ", ".join(map(str, children)))
+
+    def stop(signum=None, frame=None):
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # When one process ends (a crash, or a signal), the others are stopped: the service is down
+    # as a whole and the supervisor (systemd, make run's terminal) sees it.
+    _pid, status = os.wait()
+    stop()
+    for _ in children[1:]:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    sys.exit(os.waitstatus_to_exitcode(status) if status else 0)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,15 @@ def _small_int(value):
     return number
 
 
+def _processes(value):
+    if value == "auto":
+        return max(1, min(os.cpu_count() or 1, 8))
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise ValueError("expected auto or a whole number from 1 to 64")
+    return number
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -121,6 +130,12 @@ SETTINGS = (
     Setting("SMTP_URL", "", "smtp://host:port for notifications to units; unset means mail is logged", _smtp_url),
     Setting("HOST", "127.0.0.1", "address make run and app.py serve on"),
     Setting("PORT", "8080", "port make run and app.py serve on", _port),
+    Setting(
+        "WEB_PROCESSES",
+        "auto",
+        "waitress processes sharing HOST:PORT, each with waitress's 4 threads; auto is one per CPU core (at most 8)",
+        _processes,
+    ),
 )
 
 

@@ -115,7 +115,7 @@ def expect(status, wanted, what):
         raise RuntimeError(f"{what}: HTTP {status}, expected {wanted}")
 
 
-def run(database_url, db, port=8799, concurrency=16, seconds=10):
+def run(database_url, db, port=8799, concurrency=16, seconds=10, processes=1):
     """Start the server, run the three loads, stop it; return the figures."""
     from flask import Flask
     from flask.sessions import SecureCookieSessionInterface
@@ -144,10 +144,12 @@ def run(database_url, db, port=8799, concurrency=16, seconds=10):
     cookies = [f"session={serializer.dumps({'citizen_session': token})}" for token in tokens]
 
     outbox = tempfile.NamedTemporaryFile(prefix="bench-outbox-", suffix=".jsonl", delete=False).name
-    server = subprocess.Popen([sys.executable, "-m", "bench.serve", database_url, str(port), outbox], cwd=PROJECT_DIR)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", database_url, str(port), outbox, str(processes)], cwd=PROJECT_DIR
+    )
     try:
         wait_until_up(port, server)
-        results = {"concurrency": concurrency, "seconds": seconds, "waitress_threads": 4}
+        results = {"concurrency": concurrency, "seconds": seconds, "processes": processes, "waitress_threads": 4}
 
         record_clients = [Client(port, cookie) for cookie in cookies]
         for client in record_clients:

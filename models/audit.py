@@ -2,6 +2,7 @@
 
 import json
 
+from peewee import JOIN
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import IntegerField
@@ -80,13 +81,24 @@ class AuditEvent(BaseModel):
         )
 
     @classmethod
-    def staff_views_of(cls, citizen_id, limit=50):
-        """When health-service staff read one citizen's data, newest first."""
+    def staff_views_of(cls, citizen_id, limit=50, with_unit_names=False):
+        """When health-service staff read one citizen's data, newest first.
+
+        with_unit_names: each event also carries unit_name, the name of the actor's unit then.
+        """
+        columns = [cls.id, cls.at, cls.actor, cls.role, cls.unit_code]
+        query = cls.select(*columns)
+        if with_unit_names:
+            from models.units import HealthUnit
+
+            query = cls.select(*columns, HealthUnit.name.alias("unit_name")).join(
+                HealthUnit, JOIN.LEFT_OUTER, on=(HealthUnit.code == cls.unit_code), attr="unit"
+            )
         return (
-            cls.select()
-            .where((cls.citizen_id == citizen_id) & (cls.action == Action.VIEW) & cls.actor_id.is_null(False))
+            query.where((cls.citizen_id == citizen_id) & (cls.action == Action.VIEW) & cls.actor_id.is_null(False))
             .order_by(cls.at.desc(), cls.id.desc())
             .limit(limit)
+            .objects()
         )
 
     @classmethod

@@ -173,6 +173,12 @@ class Citizen(BaseModel):
         subquery = SQL(f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)", (fts_query,))
         return query.where(cls.id.in_(subquery))
 
+    @classmethod
+    def id_matching(cls, health_code, phone):
+        """The id of the citizen with this health code and this phone on file, or None."""
+        row = cls.select(cls.id).where((cls.health_code == health_code) & (cls.phone == phone)).tuples().first()
+        return row[0] if row else None
+
     def family(self):
         """(kind, relative) pairs in both directions."""
         outgoing = [(r.kind, r.relative) for r in self.relations.join(Citizen, on=FamilyRelation.relative)]

@@ -3,9 +3,11 @@
 import datetime
 
 from peewee import BooleanField
+from peewee import Case
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import IntegerField
+from peewee import fn
 
 from models.base import BaseModel
 
@@ -41,6 +43,19 @@ class RateEvent(BaseModel):
     @classmethod
     def count_since(cls, key, since):
         return cls.select().where((cls.key == key) & (cls.at > since)).count()
+
+    @classmethod
+    def counts(cls, keys, recent_since, since):
+        """{key: (events after recent_since, events after since)} for keys, in one query."""
+        recent = fn.SUM(Case(None, [(cls.at > recent_since, 1)], 0))
+        rows = (
+            cls.select(cls.key, recent, fn.COUNT(cls.id))
+            .where(cls.key.in_(list(keys)) & (cls.at > since))
+            .group_by(cls.key)
+            .tuples()
+        )
+        found = {key: (int(recent_count or 0), int(count)) for key, recent_count, count in rows}
+        return {key: found.get(key, (0, 0)) for key in keys}
 
     @classmethod
     def forget_before(cls, moment):

@@ -162,42 +162,85 @@ class Vaccination(CitizenPart):
             raise FieldError("dose_number", _l("The dose number must be between 1 and %(n)s.", n=limit))
 
 
-def vaccination_status(citizen):
-    """Per active vaccine: (vaccine, doses received) for the citizen, every vaccine listed."""
+def vaccination_status(citizen, doses=None):
+    """Per active vaccine: (vaccine, doses received) for the citizen, every vaccine listed.
+
+    doses: the citizen's vaccinations when the caller has them already (saves a query).
+    """
+    if doses is None:
+        doses = Vaccination.select(Vaccination.vaccine, Vaccination.dose_number).where(Vaccination.citizen == citizen)
     received = {}
-    for dose in citizen.vaccinations:
+    for dose in doses:
         received[dose.vaccine_id] = max(received.get(dose.vaccine_id, 0), dose.dose_number)
-    return [(v, received.get(v.id, 0)) for v in Vaccine.select().where(Vaccine.active).order_by(Vaccine.name)]
+    active = Vaccine.select(Vaccine.id, Vaccine.code, Vaccine.name).where(Vaccine.active).order_by(Vaccine.name)
+    return [(v, received.get(v.id, 0)) for v in active]
 
 
-def record_of(citizen):
-    """The parts of one citizen's health record, each newest or most relevant first."""
+def record_of(citizen, with_family=True):
+    """The parts of one citizen's health record, each newest or most relevant first.
+
+    Each part is one query over the columns the record pages show: the citizen's page is the
+    portal's hottest read, and building SQL for every column of a wide table costs more than
+    running it.
+    """
     from models.citizens import Citizen as CitizenModel
 
     members = []
     if citizen.household_id:
         members = list(
-            CitizenModel.select()
+            CitizenModel.select(
+                CitizenModel.id, CitizenModel.full_name, CitizenModel.date_of_birth, CitizenModel.relation_to_head
+            )
             .where(CitizenModel.household == citizen.household_id)
             .order_by(CitizenModel.date_of_birth)
         )
+    site = HealthUnit.alias()
+    vaccinations = list(
+        Vaccination.select(
+            Vaccination.id,
+            Vaccination.vaccine,
+            Vaccination.dose_number,
+            Vaccination.date,
+            Vaccination.site,
+            Vaccination.lot,
+            Vaccine.id,
+            Vaccine.name,
+            site.id,
+            site.name,
+        )
+        .join_from(Vaccination, Vaccine)
+        .join_from(Vaccination, site, JOIN.LEFT_OUTER, on=(Vaccination.site == site.id))
+        .where(Vaccination.citizen == citizen.id)
+        .order_by(Vaccination.date, Vaccination.id)
+    )
     return {
         "members": members,
-        "family": citizen.family(),
-        "conditions": list(citizen.conditions.order_by(Condition.id)),
-        "allergies": list(citizen.allergies.order_by(Allergy.id)),
+        "family": citizen.family() if with_family else [],
+        "conditions": list(
+            Condition.select(Condition.id, Condition.name, Condition.icd10_code, Condition.since)
+            .where(Condition.citizen == citizen.id)
+            .order_by(Condition.id)
+        ),
+        "allergies": list(
+            Allergy.select(Allergy.id, Allergy.substance, Allergy.reaction)
+            .where(Allergy.citizen == citizen.id)
+            .order_by(Allergy.id)
+        ),
         "encounters": list(
-            Encounter.select(Encounter, HealthUnit)
+            Encounter.select(
+                Encounter.id,
+                Encounter.date,
+                Encounter.facility,
+                Encounter.facility_name,
+                Encounter.icd10_code,
+                Encounter.diagnosis,
+                HealthUnit.id,
+                HealthUnit.name,
+            )
             .join(HealthUnit, JOIN.LEFT_OUTER, on=(Encounter.facility == HealthUnit.id))
             .where(Encounter.citizen == citizen.id)
-            .order_by(Encounter.date.desc())
+            .order_by(Encounter.date.desc(), Encounter.id.desc())
         ),
-        "vaccinations": list(
-            Vaccination.select(Vaccination, Vaccine, HealthUnit)
-            .join_from(Vaccination, Vaccine)
-            .join_from(Vaccination, HealthUnit, JOIN.LEFT_OUTER, on=(Vaccination.site == HealthUnit.id))
-            .where(Vaccination.citizen == citizen.id)
-            .order_by(Vaccination.date)
-        ),
-        "vaccine_status": vaccination_status(citizen),
+        "vaccinations": vaccinations,
+        "vaccine_status": vaccination_status(citizen, vaccinations),
     }

@@ -31,8 +31,8 @@ from models.corrections import CorrectionRequest
 from models.labels import FIELD_LABELS
 from models.lookup import CitizenSession
 from models.lookup import LookupChallenge
+from models.places import Ward
 from models.records import record_of
-from models.units import HealthUnit
 from models.validation import FieldError
 from models.validation import normalize_health_code
 from models.validation import normalize_phone
@@ -42,6 +42,20 @@ from services import rate_limits
 from services.sms import unaccented
 
 bp = Blueprint("lookup", __name__)
+# What the record page shows of the citizen (the rest of the row stays in the database).
+RECORD_COLUMNS = (
+    Citizen.id,
+    Citizen.full_name,
+    Citizen.date_of_birth,
+    Citizen.gender,
+    Citizen.health_code,
+    Citizen.national_id,
+    Citizen.insurance_number,
+    Citizen.phone,
+    Citizen.ward,
+    Citizen.permanent_address,
+    Citizen.household,
+)
 SESSION_CHALLENGE = "lookup_challenge"
 SESSION_CITIZEN = "citizen_session"
 
@@ -101,18 +115,22 @@ def _send_code(phone, health_code, replaces=None):
     if sms.is_failing:
         _audit("sms_unavailable")
         return "unavailable"
-    if not rate_limits.allow(rate_limits.keys_for(phone, health_code, request.remote_addr), now):
-        _audit("rate_limited")
-        return "limited"
-    citizen = Citizen.get_or_none((Citizen.health_code == health_code) & (Citizen.phone == phone))
-    citizen_id = citizen.id if citizen else None
-    challenge, code = otp.start(
-        current_app.config["SECRET_KEY"], now, citizen_id, phone, health_code, replaces=replaces
-    )
-    if citizen is not None:
+    keys = rate_limits.keys_for(phone, health_code, request.remote_addr)
+    # One write transaction for the count, the challenge and the audit row: on SQLite every
+    # request queues for the one write lock, so it is taken once.
+    with rate_limits.exclusive(keys):
+        if not rate_limits.spend(keys, now):
+            _audit("rate_limited")
+            return "limited"
+        citizen_id = Citizen.id_matching(health_code, phone)
+        challenge, code = otp.start(
+            current_app.config["SECRET_KEY"], now, citizen_id, phone, health_code, replaces=replaces
+        )
+        _audit("sent" if citizen_id else "no_match", citizen_id, resend=bool(replaces))
+    # Queued only once the challenge is committed, so that the code always finds it.
+    if citizen_id is not None:
         sms.submit(phone, unaccented(_("Health record lookup code: %(code)s. Valid for 5 minutes.", code=code)))
     session[SESSION_CHALLENGE] = challenge.token
-    _audit("sent" if citizen else "no_match", citizen_id, resend=bool(replaces))
     return "sent"
 
 
@@ -204,12 +222,15 @@ def record():
     if citizen_session is None:
         flash(_("Your session has ended. Please look up your record again."), "info")
         return redirect(url_for("lookup.lookup"), 303)
-    citizen = Citizen.get_or_none(Citizen.id == citizen_session.citizen_id)
+    citizen = (
+        Citizen.select(*RECORD_COLUMNS, Ward.code, Ward.name)
+        .join(Ward)
+        .where(Citizen.id == citizen_session.citizen_id)
+        .get_or_none()
+    )
     if citizen is None:
         abort(404)
-    staff_views = list(AuditEvent.staff_views_of(citizen.id))
-    codes = {event.unit_code for event in staff_views if event.unit_code}
-    unit_names = {u.code: u.name for u in HealthUnit.select().where(HealthUnit.code.in_(codes))} if codes else {}
+    staff_views = list(AuditEvent.staff_views_of(citizen.id, with_unit_names=True))
     AuditEvent.record(
         Action.VIEW,
         object_type="citizen",
@@ -221,9 +242,8 @@ def record():
     return render_template(
         "public/record.html",
         citizen=citizen,
-        record=record_of(citizen),
+        record=record_of(citizen, with_family=False),
         staff_views=staff_views,
-        unit_name=lambda code: unit_names.get(code, code or ""),
         corrections=list(citizen.correction_requests.order_by(CorrectionRequest.id.desc()).limit(20)),
         correction_form=CorrectionForm(formdata=None),
         sign_out_form=ResendForm(formdata=None),

@@ -22,10 +22,11 @@ def keys_for(phone, health_code, address):
 
 
 @contextlib.contextmanager
-def _exclusive(keys):
+def exclusive(keys):
     """A transaction in which no other process counts or spends the same keys.
 
     Without it two servers could both read "2 sent this hour" and both send the third and a fourth.
+    Whatever else the caller writes inside it commits (or rolls back) with the count.
     """
     if is_postgres():
         with db.atomic():
@@ -38,14 +39,20 @@ def _exclusive(keys):
         yield
 
 
-def allow(keys, now):
-    """Count one request against every key and return True, or return False (counting nothing) when one is spent."""
-    with _exclusive(keys):
-        for key in keys:
-            per_hour, per_day = LIMITS[key.split(":", 1)[0]]
-            if RateEvent.count_since(key, now - HOUR) >= per_hour or RateEvent.count_since(key, now - DAY) >= per_day:
-                return False
-        RateEvent.insert_many([{"key": key, "at": now} for key in keys]).execute()
-    if now.minute == 0:
+def spend(keys, now):
+    """Inside exclusive(keys): count one request against every key and return True, or return
+    False (counting nothing) when one is spent."""
+    for key, (this_hour, today) in RateEvent.counts(keys, now - HOUR, now - DAY).items():
+        per_hour, per_day = LIMITS[key.split(":", 1)[0]]
+        if this_hour >= per_hour or today >= per_day:
+            return False
+    RateEvent.insert_many([{"key": key, "at": now} for key in keys]).execute()
+    if now.minute == 0 and now.second < 10:
         RateEvent.forget_before(now - 2 * DAY)
     return True
+
+
+def allow(keys, now):
+    """spend() in a transaction of its own."""
+    with exclusive(keys):
+        return spend(keys, now)

@@ -6,6 +6,7 @@ import shutil
 import pytest
 from peewee import OperationalError
 
+from models.base import close_database
 from models.base import db
 from models.base import open_database
 from tests.sms_gateway import gateway  # noqa: F401  (a fixture for every test module)
@@ -94,8 +95,7 @@ def app(database_url, tmp_path):
     )
     db.connect(reuse_if_open=True)
     yield application
-    if not db.is_closed():
-        db.close()
+    close_database(db.obj)
 
 
 @pytest.fixture
