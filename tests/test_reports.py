@@ -1,0 +1,160 @@
+"""The report registry: each report against figures worked out by hand, scoping and filters."""
+
+import ast
+import datetime
+from pathlib import Path
+
+import pytest
+
+from models.accounts import Scope
+from models.audit import Action
+from reports import built_in
+from reports import get_report
+from reports.base import Filters
+from tests.reports_world import audit_at
+from tests.reports_world import build_world
+
+world_fixture = pytest.fixture(name="world")(build_world)
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+
+
+def rows_of(frame, *keys):
+    """The DataFrame as a set of tuples of the given columns."""
+    return {tuple(record) for record in frame[list(keys)].itertuples(index=False, name=None)}
+
+
+def test_reports_never_import_flask():
+    for path in REPORTS_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n.split(".")[0].startswith("flask")], f"{path.name} imports {names}"
+
+
+def test_the_registry_lists_the_named_reports():
+    names = [r.name for r in built_in()]
+    assert {"coverage", "completeness", "activity"} <= set(names)
+
+
+def test_coverage_counts_people_per_commune_vaccine_and_dose(world):
+    w0, w1, w2 = world["wards"]
+    frame = get_report("coverage").run(Scope.everything(), Filters())
+    # w0 has 3 residents, w1 2, w2 1.
+    assert rows_of(frame, "ward_code", "vaccine", "dose_number", "people", "population", "coverage") == {
+        (w0, "Vắc xin sởi", 1, 2, 3, 66.67),
+        (w0, "Vắc xin sởi", 2, 1, 3, 33.33),
+        (w1, "Vắc xin sởi", 1, 1, 2, 50.0),
+        (w1, "Vắc xin COVID-19", 1, 1, 2, 50.0),
+        (w2, "Vắc xin sởi", 1, 1, 1, 100.0),
+    }
+
+
+def test_coverage_filters_period_vaccine_and_disease(world):
+    w0, w1, w2 = world["wards"]
+    report = get_report("coverage")
+    period = Filters(date_from=datetime.date(2024, 1, 1), date_to=datetime.date(2024, 2, 29))
+    assert rows_of(report.run(Scope.everything(), period), "ward_code", "vaccine", "dose_number", "people") == {
+        (w0, "Vắc xin sởi", 1, 2),
+        (w1, "Vắc xin COVID-19", 1, 1),
+    }
+    measles = Filters(vaccine=world["vaccines"]["measles"].id, ward=w1)
+    assert rows_of(report.run(Scope.everything(), measles), "ward_code", "people") == {(w1, 1)}
+    covid = Filters(disease="COVID-19")
+    assert rows_of(report.run(Scope.everything(), covid), "ward_code", "people") == {(w1, 1)}
+
+
+def test_a_commune_users_coverage_holds_only_their_commune(world):
+    w0, w1, w2 = world["wards"]
+    station = world["staff"]["station"]
+    frame = get_report("coverage").run(station.scope(), Filters())
+    assert set(frame["ward_code"]) == {w0}
+    # Asking for another commune gives nothing rather than that commune.
+    assert get_report("coverage").run(station.scope(), Filters(ward=w2)).empty
+
+
+def test_a_unit_filter_narrows_to_its_jurisdiction(world):
+    w0, w1, w2 = world["wards"]
+    centre = world["units"]["centre"]
+    frame = get_report("coverage").run(Scope.everything(), Filters(unit=centre.id))
+    # The centre covers w1 and, through its station, w0.
+    assert set(frame["ward_code"]) == {w0, w1}
+
+
+def test_completeness_counts_the_gaps_per_commune(world):
+    w0, w1, w2 = world["wards"]
+    frame = get_report("completeness").run(Scope.everything(), Filters())
+    columns = (
+        "ward_code",
+        "population",
+        "missing_phone",
+        "missing_health_code",
+        "missing_insurance",
+        "missing_national_id",
+        "complete",
+        "complete_share",
+    )
+    assert rows_of(frame, *columns) == {
+        (w0, 3, 1, 1, 1, 1, 1, 33.33),
+        (w1, 2, 1, 0, 0, 0, 1, 50.0),
+        (w2, 1, 0, 0, 0, 0, 1, 100.0),
+    }
+    station_frame = get_report("completeness").run(world["staff"]["station"].scope(), Filters())
+    assert list(station_frame["ward_code"]) == [w0]
+
+
+def test_activity_counts_views_changes_and_exports_per_account(world):
+    staff = world["staff"]
+    inside = datetime.datetime(2024, 6, 10, 3, 0)
+    # 23:30 on 30 June UTC is already 1 July in Vietnam: outside a June period.
+    late = datetime.datetime(2024, 6, 30, 23, 30)
+    for action in (Action.VIEW, Action.VIEW, Action.UPDATE, Action.CREATE, Action.EXPORT, Action.SIGN_IN):
+        audit_at(inside, action, staff["station"])
+    audit_at(late, Action.VIEW, staff["station"])
+    audit_at(inside, Action.SEARCH, staff["leader"])
+    audit_at(inside, Action.SIGN_IN, staff["far"])
+    june = Filters(date_from=datetime.date(2024, 6, 1), date_to=datetime.date(2024, 6, 30))
+    frame = get_report("activity").run(Scope.everything(), june)
+    assert rows_of(frame, "account", "unit_code", "views", "searches", "changes", "exports", "total") == {
+        ("station", "TYT", 2, 0, 2, 1, 5),
+        ("leader", "SYT", 0, 1, 0, 0, 1),
+    }
+    everything = get_report("activity").run(Scope.everything(), Filters())
+    assert rows_of(everything, "account", "views") >= {("station", 3)}
+
+
+def test_activity_in_a_scope_covers_the_units_inside_it(world):
+    staff = world["staff"]
+    now = datetime.datetime(2024, 6, 10, 3, 0)
+    audit_at(now, Action.VIEW, staff["station"])
+    audit_at(now, Action.VIEW, staff["centre"])
+    audit_at(now, Action.VIEW, staff["far"])
+    frame = get_report("activity").run(staff["centre"].scope(), Filters())
+    assert set(frame["account"]) == {"station", "centre"}
+    by_unit = get_report("activity").run(Scope.everything(), Filters(unit=world["units"]["centre"].id))
+    assert set(by_unit["account"]) == {"station", "centre"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"date_from": "31/02/2024"}, "date_from"),
+        ({"ward": "abc"}, "ward"),
+        ({"date_from": "02/03/2024", "date_to": "01/03/2024"}, "date_to"),
+    ],
+)
+def test_bad_filters_name_the_field(raw, field):
+    from models.validation import FieldError
+
+    with pytest.raises(FieldError) as caught:
+        Filters.from_mapping(raw)
+    assert caught.value.field == field
+
+
+def test_filters_read_vietnamese_dates():
+    filters = Filters.from_mapping({"date_from": "01/02/2024", "ward": "6652", "ignored": "x"})
+    assert filters == Filters(date_from=datetime.date(2024, 2, 1), ward=6652)
+    assert filters.as_strings() == {"date_from": "2024-02-01", "ward": "6652"}
