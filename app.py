@@ -1,6 +1,7 @@
 """The provincial health data portal: create_app builds it, running this file serves it."""
 
 import logging
+from pathlib import Path
 import os
 import sys
 
@@ -61,6 +62,7 @@ def create_app(test_config=None):
 
     _init_login(app)
     _init_sms(app)
+    _init_jobs(app)
 
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
@@ -91,6 +93,16 @@ def _init_sms(app):
     from services.sms import backend_from_config
 
     app.extensions["sms"] = Dispatcher(backend_from_config(app.config))
+
+
+def _init_jobs(app):
+    """The background worker for long exports; it starts with the first job (not in tests)."""
+    from services import report_files  # noqa: F401  (registers the export and dashboard jobs)
+    from services.jobs import Runner
+
+    app.config.setdefault("JOBS_WORKER", not app.testing)
+    result_dir = app.config.get("EXPORT_DIR") or str(Path(app.instance_path) / "exports")
+    app.extensions["jobs"] = Runner(app, result_dir)
 
 
 def _open_connection():

@@ -15,6 +15,7 @@ from admin_views.records import ConditionView
 from admin_views.records import EncounterView
 from admin_views.records import VaccinationView
 from admin_views.records import VaccineView
+from admin_views.reports import ReportsView
 from admin_views.staff import StaffView
 from admin_views.units import HealthUnitView
 from models.accounts import Staff
@@ -63,4 +64,5 @@ def init_admin(app):
     admin.add_view(HealthUnitView(HealthUnit, name=_l("Health units"), category=access, endpoint="health_unit"))
     admin.add_view(StaffView(Staff, name=_l("Staff accounts"), category=access, endpoint="staff"))
     admin.add_view(AuditEventView(AuditEvent, name=_l("Audit log"), category=access, endpoint="audit"))
+    admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     return admin

@@ -26,6 +26,10 @@ class LookupChallenge(BaseModel):
     attempts = IntegerField(default=0)
     used_at = DateTimeField(null=True)
     dead = BooleanField(default=False)
+    # What the code opens ("lookup", "declare"): a code asked for one purpose never serves another.
+    purpose = CharField(max_length=16, default="lookup")
+    # True when the code was texted; an unsent code (details that matched nobody) never succeeds.
+    sent = BooleanField(default=False)
 
     def is_open(self, now):
         return not self.dead and self.used_at is None and self.expires_at > now

@@ -21,11 +21,12 @@ def _hash(key, token, code):
     return hmac.new(key.encode(), f"{token}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def start(key, now, citizen_id, phone, health_code, replaces=None):
+def start(key, now, citizen_id, phone, health_code, replaces=None, purpose="lookup", sent=None):
     """Open a challenge and return (challenge, code); the previous one for the browser dies.
 
     A challenge is opened whether or not the details matched a citizen, so that what follows
     looks and costs the same either way; with no citizen, nobody ever learns its code.
+    sent: whether the caller texts the code; by default, when the details matched a citizen.
     """
     code = new_code()
     token = secrets.token_urlsafe(32)
@@ -36,17 +37,19 @@ def start(key, now, citizen_id, phone, health_code, replaces=None):
             token=token,
             citizen_id=citizen_id,
             phone=phone,
-            health_code=health_code,
+            health_code=health_code or "",
             code_hash=_hash(key, token, code),
+            purpose=purpose,
+            sent=citizen_id is not None if sent is None else sent,
             expires_at=now + CODE_LIFETIME,
         )
     return challenge, code
 
 
-def check(key, token, code, now):
+def check(key, token, code, now, purpose="lookup"):
     """Return (outcome, challenge): outcome is ok, wrong, expired, dead or missing."""
     challenge = LookupChallenge.get_or_none(LookupChallenge.token == (token or ""))
-    if challenge is None:
+    if challenge is None or challenge.purpose != purpose:
         return "missing", None
     if challenge.dead or challenge.used_at is not None:
         return "dead", challenge
@@ -54,7 +57,7 @@ def check(key, token, code, now):
         return "expired", challenge
     expected = challenge.code_hash
     given = _hash(key, token, (code or "").strip())
-    if hmac.compare_digest(expected, given) and challenge.citizen_id is not None:
+    if hmac.compare_digest(expected, given) and challenge.sent:
         # Single use: only the first of two simultaneous right answers wins.
         claimed = (
             LookupChallenge.update(used_at=now)
