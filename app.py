@@ -1,9 +1,9 @@
 """The provincial health data portal: create_app builds it, running this file serves it."""
 
 import logging
-from pathlib import Path
 import os
 import sys
+from pathlib import Path
 
 from flask import Flask
 from flask import g
@@ -63,15 +63,18 @@ def create_app(test_config=None):
     _init_login(app)
     _init_sms(app)
     _init_jobs(app)
+    _init_mail(app)
 
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
     from cli import register_commands
     from public import bp as public_bp
+    from public.declare import bp as declare_bp
     from public.lookup import bp as lookup_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(lookup_bp)
+    app.register_blueprint(declare_bp)
     app.register_blueprint(auth_bp)
     init_admin(app)
     register_commands(app)
@@ -93,6 +96,13 @@ def _init_sms(app):
     from services.sms import backend_from_config
 
     app.extensions["sms"] = Dispatcher(backend_from_config(app.config))
+
+
+def _init_mail(app):
+    from services.mail import Mailer
+    from services.mail import backend_from_config
+
+    app.extensions["mail"] = Mailer(backend_from_config(app.config))
 
 
 def _init_jobs(app):

@@ -456,4 +456,6 @@ class PortalIndexView(AdminIndexView):
 
     @expose("/")
     def index(self):
-        return self.render("admin/portal_index.html", scope=current_scope())
+        from admin_views.reports import dashboard_context
+
+        return self.render("admin/portal_index.html", scope=current_scope(), **dashboard_context())
