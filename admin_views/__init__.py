@@ -16,6 +16,10 @@ from admin_views.records import EncounterView
 from admin_views.records import VaccinationView
 from admin_views.records import VaccineView
 from admin_views.reports import ReportsView
+from admin_views.risk import ChecklistVersionView
+from admin_views.risk import ChecklistView
+from admin_views.risk import DiseaseView
+from admin_views.risk import RiskCaseView
 from admin_views.staff import StaffView
 from admin_views.units import HealthUnitView
 from models.accounts import Staff
@@ -30,6 +34,10 @@ from models.records import Condition
 from models.records import Encounter
 from models.records import Vaccination
 from models.records import Vaccine
+from models.risk import Checklist
+from models.risk import ChecklistVersion
+from models.risk import Disease
+from models.risk import RiskCase
 from models.units import HealthUnit
 
 
@@ -61,6 +69,15 @@ def init_admin(app):
     admin.add_view(EncounterView(Encounter, name=_l("Encounters"), category=records, endpoint="encounter"))
     admin.add_view(VaccinationView(Vaccination, name=_l("Vaccinations"), category=records, endpoint="vaccination"))
     admin.add_view(VaccineView(Vaccine, name=_l("Vaccines"), category=records, endpoint="vaccine"))
+    risk = _l("Risk declarations")
+    admin.add_view(RiskCaseView(RiskCase, name=_l("Triage queue"), category=risk, endpoint="risk_case"))
+    admin.add_view(ChecklistView(Checklist, name=_l("Checklists"), category=risk, endpoint="checklist"))
+    admin.add_view(
+        ChecklistVersionView(
+            ChecklistVersion, name=_l("Checklist versions"), category=risk, endpoint="checklist_version"
+        )
+    )
+    admin.add_view(DiseaseView(Disease, name=_l("Diseases"), category=risk, endpoint="disease"))
     admin.add_view(HealthUnitView(HealthUnit, name=_l("Health units"), category=access, endpoint="health_unit"))
     admin.add_view(StaffView(Staff, name=_l("Staff accounts"), category=access, endpoint="staff"))
     admin.add_view(AuditEventView(AuditEvent, name=_l("Audit log"), category=access, endpoint="audit"))
