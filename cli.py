@@ -39,6 +39,24 @@ def create_user(username, role, unit_code, full_name=None, email=None):
     return account, password
 
 
+def export_report(name, fmt, output, filter_values=None):
+    """Write the named report (built-in or saved) for every commune to output; return the rows written."""
+    from models.accounts import Scope
+    from reports import get_report
+    from reports.base import Filters
+    from services import report_files
+
+    report = get_report(name)
+    if report is None:
+        raise FieldError("name", f"no report is named {name!r}")
+    filters = Filters.from_mapping(filter_values or {}, allowed=report.filters)
+    scope = Scope.everything()
+    frame = report.run(scope, filters)
+    report_files.write_report(report, frame, scope, filters, fmt, output)
+    report_files.audit_export(None, name, filters, len(frame), fmt, source="cli")
+    return len(frame)
+
+
 def register_commands(app):
     @app.cli.command("init-db")
     def init_db_command():
@@ -83,5 +101,37 @@ def register_commands(app):
                 raise click.ClickException(str(exc)) from exc
         for line in result.summary_lines():
             click.echo(line)
+
+    @app.cli.command("export-report")
+    @click.argument("name")
+    @click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx"]))
+    @click.option("--output", required=True, type=click.Path(dir_okay=False, writable=True))
+    @click.option("--from", "date_from", default=None, help="first day, dd/mm/yyyy")
+    @click.option("--to", "date_to", default=None, help="last day, dd/mm/yyyy")
+    @click.option("--commune", "ward", default=None, help="commune/ward code")
+    @click.option("--unit", default=None, help="health unit code: its jurisdiction")
+    @click.option("--vaccine", default=None, help="vaccine code")
+    @click.option("--disease", default=None)
+    def export_report_command(name, fmt, output, date_from, date_to, ward, unit, vaccine, disease):
+        """Write a named report (coverage, completeness, activity, ... or a saved one) as CSV or XLSX."""
+        from models.records import Vaccine
+
+        try:
+            with db.connection_context():
+                values = {"date_from": date_from, "date_to": date_to, "ward": ward, "disease": disease}
+                if unit:
+                    found = HealthUnit.get_or_none(HealthUnit.code == unit)
+                    if found is None:
+                        raise FieldError("unit", f"no health unit has the code {unit!r}")
+                    values["unit"] = str(found.id)
+                if vaccine:
+                    found = Vaccine.get_or_none(Vaccine.code == vaccine)
+                    if found is None:
+                        raise FieldError("vaccine", f"no vaccine has the code {vaccine!r}")
+                    values["vaccine"] = str(found.id)
+                rows = export_report(name, fmt, output, values)
+        except FieldError as exc:
+            raise click.UsageError(f"{exc.field}: {exc.message}") from exc
+        click.echo(f"{name}: {rows} rows written to {output}")
 
     return app

@@ -47,6 +47,7 @@ from reports.dashboard import is_stale
 from reports.lines import LINE_LISTS
 from services import export
 from services import report_files
+from services.display import format_date
 from services.display import format_datetime
 from services.jobs import enqueue
 
@@ -83,6 +84,15 @@ def filter_choices(scope):
         ],
         "disease": [(d, d) for (d,) in Vaccine.select(Vaccine.disease).distinct().order_by(Vaccine.disease).tuples()],
     }
+
+
+def form_values(filters):
+    """The filters as the form shows them and links carry them: dates as dd/mm/yyyy."""
+    values = filters.as_strings()
+    for name in ("date_from", "date_to"):
+        if getattr(filters, name):
+            values[name] = format_date(getattr(filters, name))
+    return values
 
 
 def read_filters(report, args):
@@ -128,14 +138,15 @@ class ReportsView(BaseView):
             jobs=Job.select().where(Job.owner == current_user.id).order_by(Job.id.desc()).limit(10),
         )
 
-    @expose("/<name>/")
-    def report_page(self, name):
+    @expose("/<report_name>/")
+    def report_page(self, report_name):
+        name = report_name
         report = self.report_or_404(name)
         filters, error = read_filters(report, request.args)
         if error:
             flash(error, "error")
         frame = report.run(current_scope(), filters)
-        query = filters.as_strings()
+        query = form_values(filters)
         return self.render(
             "admin/report_page.html",
             report=report,
@@ -150,15 +161,16 @@ class ReportsView(BaseView):
             query=query,
         )
 
-    @expose("/<name>/download/<fmt>")
-    def download(self, name, fmt):
+    @expose("/<report_name>/download/<fmt>")
+    def download(self, report_name, fmt):
+        name = report_name
         report = self.report_or_404(name)
         if fmt not in report_files.FORMATS or not allowed("export", "report"):
             abort(404)
         filters, error = read_filters(report, request.args)
         if error:
             flash(error, "error")
-            return redirect(self.get_url(".report_page", name=name))
+            return redirect(self.get_url(".report_page", report_name=name))
         scope = current_scope()
         frame = report.run(scope, filters)
         generated_at = utcnow()
@@ -167,7 +179,7 @@ class ReportsView(BaseView):
             report_files.write_report(report, frame, scope, filters, fmt, buffer, generated_at)
         except export.TooManyRows:
             flash(report_files.too_many_rows_message(len(frame)), "error")
-            return redirect(self.get_url(".report_page", name=name, **filters.as_strings()))
+            return redirect(self.get_url(".report_page", report_name=name, **form_values(filters)))
         report_files.audit_export(current_user, name, filters, len(frame), fmt, "page", address=request.remote_addr)
         buffer.seek(0)
         return send_file(
@@ -184,8 +196,9 @@ class ReportsView(BaseView):
             abort(404)
         return line_list
 
-    @expose("/lines/<name>/")
-    def line_list_page(self, name):
+    @expose("/lines/<list_name>/")
+    def line_list_page(self, list_name):
+        name = list_name
         line_list = self.line_list_or_404(name)
         filters, error = read_filters(line_list, request.args)
         if error:
@@ -195,15 +208,16 @@ class ReportsView(BaseView):
             "admin/report_lines.html",
             line_list=line_list,
             filters=filters,
-            values=filters.as_strings(),
+            values=form_values(filters),
             choices=filter_choices(current_scope()),
             count=count,
             direct_limit=DIRECT_LINE_LIMIT,
             xlsx_limit=export.XLSX_MAX_ROWS - 1,
         )
 
-    @expose("/lines/<name>/csv")
-    def line_list_csv(self, name):
+    @expose("/lines/<list_name>/csv")
+    def line_list_csv(self, list_name):
+        name = list_name
         """The whole line list as CSV, streamed from the database in constant memory."""
         line_list = self.line_list_or_404(name)
         filters, error = read_filters(line_list, request.args)
@@ -220,8 +234,9 @@ class ReportsView(BaseView):
         response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
         return response
 
-    @expose("/lines/<name>/job", methods=["POST"])
-    def line_list_job(self, name):
+    @expose("/lines/<list_name>/job", methods=["POST"])
+    def line_list_job(self, list_name):
+        name = list_name
         """Make the line list in the background; the job page shows progress and the download."""
         line_list = self.line_list_or_404(name)
         check_csrf()
@@ -231,13 +246,13 @@ class ReportsView(BaseView):
         filters, error = read_filters(line_list, request.form)
         if error:
             flash(error, "error")
-            return redirect(self.get_url(".line_list_page", name=name))
+            return redirect(self.get_url(".line_list_page", list_name=name))
         scope = current_scope()
         if fmt == "xlsx":
             count = line_list.count(scope, filters)
             if count + 1 > export.XLSX_MAX_ROWS:
                 flash(report_files.too_many_rows_message(count), "error")
-                return redirect(self.get_url(".line_list_page", name=name, **filters.as_strings()))
+                return redirect(self.get_url(".line_list_page", list_name=name, **form_values(filters)))
         params = {
             "line_list": name,
             "format": fmt,
@@ -324,7 +339,7 @@ class ReportsView(BaseView):
                     abort(403)
                 save(definition, owner=current_user.id)
                 flash(_("The report %(title)s was saved.", title=definition["title"]), "success")
-                return redirect(self.get_url(".report_page", name=definition["name"]))
+                return redirect(self.get_url(".report_page", report_name=definition["name"]))
             if definition:
                 from reports.builder import columns_of
 
@@ -345,8 +360,9 @@ class ReportsView(BaseView):
             choices=filter_choices(current_scope()),
         )
 
-    @expose("/builder/<name>/delete", methods=["POST"])
-    def builder_delete(self, name):
+    @expose("/builder/<report_name>/delete", methods=["POST"])
+    def builder_delete(self, report_name):
+        name = report_name
         check_csrf()
         saved = SavedReport.get_or_none(SavedReport.name == name)
         if saved is None or not allowed("delete", "report"):

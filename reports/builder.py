@@ -32,6 +32,8 @@ from reports.coverage import ward_names
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 MAX_GROUPS = 100_000
+# Paths of the report pages that a saved report's name must not hide.
+RESERVED_NAMES = {"builder", "jobs", "lines", "dashboard"}
 
 
 def _month(field):
@@ -145,7 +147,7 @@ def validate(name, title, dataset, group_by, measures, filters):
     name = (name or "").strip().lower()
     if not NAME.match(name):
         raise FieldError("name", N_("Use 2 to 63 lowercase letters, digits, '-' or '_'."))
-    if name in REGISTRY:
+    if name in REGISTRY or name in RESERVED_NAMES:
         raise FieldError("name", N_("A built-in report has this name."))
     title = " ".join((title or "").split())[:255]
     if not title:

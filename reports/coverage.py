@@ -26,7 +26,7 @@ COLUMNS = (
     Column("dose_number", N_("Dose"), "int"),
     Column("people", N_("People vaccinated"), "int"),
     Column("population", N_("Population"), "int"),
-    Column("coverage", N_("Coverage (% of population)"), "percent"),
+    Column("coverage", N_("Coverage (percent of population)"), "percent"),
 )
 
 

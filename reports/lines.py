@@ -41,7 +41,7 @@ class LineList:
 
     def rows(self, scope, filters, page_rows=PAGE_ROWS):
         """Every row as a tuple without its id, in id order, one keyset page at a time."""
-        ward_names = dict(Ward.select(Ward.code, Ward.name).tuples())
+        ward_names = WardNames()
         base = self.query(scope, filters).order_by(self.model.id).limit(page_rows)
         last_id = 0
         while True:
@@ -52,6 +52,15 @@ class LineList:
                 yield _citizen_row(row, ward_names)
             if seen < page_rows:
                 return
+
+
+class WardNames(dict):
+    """Commune names read once each, as the rows meet them."""
+
+    def __missing__(self, code):
+        ward = Ward.select(Ward.name).where(Ward.code == code).tuples().first() if code is not None else None
+        self[code] = ward[0] if ward else None
+        return self[code]
 
 
 def _day_month_year(text):
@@ -73,7 +82,7 @@ def _citizen_row(row, ward_names):
         national_id,
         insurance,
         ward,
-        ward_names.get(ward),
+        ward_names[ward],
         address,
     )
 
