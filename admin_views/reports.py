@@ -82,8 +82,16 @@ def filter_choices(scope):
         "vaccine": [
             (str(i), name) for i, name in Vaccine.select(Vaccine.id, Vaccine.name).order_by(Vaccine.name).tuples()
         ],
-        "disease": [(d, d) for (d,) in Vaccine.select(Vaccine.disease).distinct().order_by(Vaccine.disease).tuples()],
+        "disease": [(d, d) for d in sorted(disease_names())],
     }
+
+
+def disease_names():
+    """Diseases named by vaccines and by risk checklists."""
+    from models.risk import Disease
+
+    names = {d for (d,) in Vaccine.select(Vaccine.disease).distinct().tuples()}
+    return names | {d for (d,) in Disease.select(Disease.name).tuples()}
 
 
 def form_values(filters):

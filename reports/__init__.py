@@ -7,6 +7,7 @@ scope (models.accounts.Scope) and Filters and returns a DataFrame grouped in the
 from reports import activity  # noqa: F401  (registers the report)
 from reports import completeness  # noqa: F401
 from reports import coverage  # noqa: F401
+from reports import declarations  # noqa: F401
 from reports.base import REGISTRY
 from reports.base import Filters  # noqa: F401
 from reports.base import Report  # noqa: F401

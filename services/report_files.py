@@ -73,6 +73,11 @@ def write_report(report, frame, scope, filters, fmt, output, generated_at=None):
     generated_at = generated_at or utcnow()
     with force_locale(FILE_LANGUAGE):
         labels = {c.key: gettext(c.label) for c in report.columns}
+        translated = [c.key for c in report.columns if c.kind == "label"]
+        if translated:
+            frame = frame.copy()
+            for key in translated:
+                frame[key] = frame[key].map(lambda value: gettext(value) if isinstance(value, str) and value else value)
         if fmt == "csv":
             data = export.report_csv(report.columns, labels, frame)
             if hasattr(output, "write"):

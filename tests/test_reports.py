@@ -158,3 +158,44 @@ def test_filters_read_vietnamese_dates():
     filters = Filters.from_mapping({"date_from": "01/02/2024", "ward": "6652", "ignored": "x"})
     assert filters == Filters(date_from=datetime.date(2024, 2, 1), ward=6652)
     assert filters.as_strings() == {"date_from": "2024-02-01", "ward": "6652"}
+
+
+def test_declarations_per_day_level_and_status_with_the_median_wait(world):
+    from migrations.m0004_risk_declarations import DEFAULT_CHECKLIST
+    from migrations.m0004_risk_declarations import seed_defaults
+    from models.risk import CaseStatus
+    from models.risk import Checklist
+    from models.risk import declare
+    from tests.test_risk_model import NO_SYMPTOMS
+    from tests.test_risk_model import person_of
+
+    seed_defaults()
+    version = Checklist.get(Checklist.name == DEFAULT_CHECKLIST).current_version()
+    people, nurse = world["people"], world["staff"]["station"]
+    morning = datetime.datetime(2026, 11, 1, 1, 0)  # 08:00 in Vietnam, 1 November
+    cases = {}
+    for key, when in (
+        ("an", morning),
+        ("chi", morning + datetime.timedelta(hours=1)),
+        ("phuong", morning),
+        ("dung", datetime.datetime(2026, 11, 1, 20, 0)),  # 03:00 on 2 November in Vietnam
+    ):
+        declaration, case, _ = declare(version, person_of(people[key]), dict(NO_SYMPTOMS), when)
+        assert declaration.risk_level == "low"
+        cases[key] = case
+    # Staff act on An's case 2 hours after, on Chi's 4 hours after: a median of 3 hours.
+    cases["an"].move_to(CaseStatus.VERIFYING, by=nurse.id, now=morning + datetime.timedelta(hours=2))
+    cases["chi"].move_to(CaseStatus.VERIFYING, by=nurse.id, now=morning + datetime.timedelta(hours=5))
+    report = get_report("declarations")
+    frame = report.run(Scope.everything(), Filters())
+    columns = ("day", "risk_level", "status", "declarations", "acted_on", "median_hours")
+    found = [tuple(None if v != v else v for v in row) for row in frame[list(columns)].itertuples(index=False)]
+    assert found == [
+        ("01/11/2026", "Low", "New", 1, 0, None),
+        ("01/11/2026", "Low", "Verifying", 2, 2, 3.0),
+        ("02/11/2026", "Low", "New", 1, 0, None),
+    ]
+    station = report.run(nurse.scope(), Filters())
+    assert list(station["declarations"]) == [2]
+    first_day = report.run(Scope.everything(), Filters(date_to=datetime.date(2026, 11, 1)))
+    assert sum(first_day["declarations"]) == 3
