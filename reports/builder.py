@@ -138,7 +138,7 @@ DATASETS = {
 MEASURES = {
     "count": N_("Count"),
     "distinct": N_("Distinct citizens"),
-    "share": N_("Share of total (%)"),
+    "share": N_("Share of total (percent)"),
 }
 
 

@@ -30,7 +30,7 @@ COLUMNS = (
     Column("population", N_("Population"), "int"),
     *(Column(key, label, "int") for key, _field, label in CHECKED_FIELDS),
     Column("complete", N_("Complete records"), "int"),
-    Column("complete_share", N_("Complete records (%)"), "percent"),
+    Column("complete_share", N_("Complete records (percent)"), "percent"),
 )
 
 

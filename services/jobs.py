@@ -10,6 +10,7 @@ by the next worker that looks (models.jobs.STALE_AFTER). Handlers are registered
 The citizen import (issue 6) registers its own kind the same way.
 """
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -67,7 +68,8 @@ def run_one(result_dir, app=None, now=None):
         return job
     context = JobContext(job=job, result_dir=Path(result_dir), app=app)
     try:
-        outcome = function(job, context) or (None, None)
+        with app.app_context() if app is not None else contextlib.nullcontext():
+            outcome = function(job, context) or (None, None)
         path, name = outcome[:2]
         message = outcome[2] if len(outcome) > 2 else None
         job.finish(str(path) if path else None, name, message)
@@ -111,7 +113,7 @@ class Runner:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                with self.app.app_context(), db.connection_context():
+                with db.connection_context():
                     ran = run_one(self.result_dir, app=self.app)
             except Exception:  # noqa: BLE001 - the worker must outlive a database hiccup
                 log.exception("the job worker failed to claim a job")
