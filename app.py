@@ -186,7 +186,11 @@ def serve_in_processes(count, host, port, factory):
     listener.close()
     log.info("serving on %s:%s with %s processes: %s", host, port, count, ", ".join(map(str, children)))
 
+    stopping = []
+
     def stop(signum=None, frame=None):
+        if signum is not None:
+            stopping.append(signum)
         for child in children:
             try:
                 os.kill(child, signal.SIGTERM)
@@ -195,8 +199,8 @@ def serve_in_processes(count, host, port, factory):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # When one process ends (a crash, or a signal), the others are stopped: the service is down
-    # as a whole and the supervisor (systemd, make run's terminal) sees it.
+    # When one process ends on its own (a crash), the others are stopped too: the service is
+    # down as a whole and its supervisor (systemd, make run's terminal) sees it.
     _pid, status = os.wait()
     stop()
     for _ in children[1:]:
@@ -204,7 +208,11 @@ def serve_in_processes(count, host, port, factory):
             os.wait()
         except ChildProcessError:
             break
-    sys.exit(os.waitstatus_to_exitcode(status) if status else 0)
+    if stopping:
+        log.info("stopped on signal %s", stopping[0])
+        sys.exit(0)
+    log.error("a server process ended with status %s; stopped the others", status)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

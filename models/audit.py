@@ -45,7 +45,7 @@ class AuditEvent(BaseModel):
     object_type = CharField(max_length=32, null=True)
     object_id = CharField(max_length=64, null=True)
     # Not a foreign key: the trail outlives the citizen record it speaks of.
-    citizen_id = IntegerField(null=True, index=True)
+    citizen_id = IntegerField(null=True)  # leads the (citizen_id, at) index of Meta
     detail = TextField(default="{}")
     address = CharField(max_length=64, null=True)
 

@@ -87,7 +87,7 @@ class Citizen(BaseModel):
     insurance_number = CharField(max_length=15, null=True)
     # Null only for records loaded from earlier systems without one; saving issues a code.
     health_code = CharField(max_length=20, unique=True, null=True)
-    ward = ForeignKeyField(Ward, backref="citizens", on_delete="RESTRICT")
+    ward = ForeignKeyField(Ward, backref="citizens", on_delete="RESTRICT", index=False)  # (ward, id) below
     permanent_address = CharField(max_length=255, null=True)
     temporary_address = CharField(max_length=255, null=True)
     household = ForeignKeyField(Household, null=True, backref="members", on_delete="RESTRICT")
@@ -206,7 +206,7 @@ def _phone_term(term):
 class FamilyRelation(BaseModel):
     """The relative is the citizen's father, mother, spouse, child or guardian."""
 
-    citizen = ForeignKeyField(Citizen, backref="relations", on_delete="RESTRICT")
+    citizen = ForeignKeyField(Citizen, backref="relations", on_delete="RESTRICT", index=False)  # unique below
     relative = ForeignKeyField(Citizen, backref="related_to", on_delete="RESTRICT")
     kind = CharField(max_length=16, choices=FAMILY_KINDS)
 

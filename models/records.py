@@ -93,8 +93,9 @@ class Allergy(CitizenPart):
 class Encounter(CitizenPart):
     """One visit to a facility, as sent by hospitals and health centres."""
 
-    citizen = ForeignKeyField(Citizen, backref="encounters", on_delete="RESTRICT")
-    facility = ForeignKeyField(HealthUnit, null=True, backref="encounters", on_delete="RESTRICT")
+    # Both foreign keys lead an index of Meta: a single-column index of their own would be redundant.
+    citizen = ForeignKeyField(Citizen, backref="encounters", on_delete="RESTRICT", index=False)
+    facility = ForeignKeyField(HealthUnit, null=True, backref="encounters", on_delete="RESTRICT", index=False)
     facility_name = CharField(max_length=255, null=True)
     visit_id = CharField(max_length=64, null=True)
     date = DateField()
@@ -137,8 +138,9 @@ class Vaccine(BaseModel):
 
 
 class Vaccination(CitizenPart):
-    citizen = ForeignKeyField(Citizen, backref="vaccinations", on_delete="RESTRICT")
-    vaccine = ForeignKeyField(Vaccine, backref="doses", on_delete="RESTRICT")
+    # Both lead an index of Meta, as for encounters.
+    citizen = ForeignKeyField(Citizen, backref="vaccinations", on_delete="RESTRICT", index=False)
+    vaccine = ForeignKeyField(Vaccine, backref="doses", on_delete="RESTRICT", index=False)
     dose_number = IntegerField()
     date = DateField()
     site = ForeignKeyField(HealthUnit, null=True, backref="vaccinations", on_delete="RESTRICT")

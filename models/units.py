@@ -78,7 +78,8 @@ class HealthUnit(BaseModel):
 class UnitWard(BaseModel):
     """One commune in a unit's own jurisdiction."""
 
-    unit = ForeignKeyField(HealthUnit, backref="ward_links", on_delete="CASCADE")
+    # Leads the unique (unit, ward) index below: no index of its own.
+    unit = ForeignKeyField(HealthUnit, backref="ward_links", on_delete="CASCADE", index=False)
     ward = ForeignKeyField(Ward, backref="unit_links", on_delete="RESTRICT")
 
     class Meta:

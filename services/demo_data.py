@@ -39,6 +39,7 @@ PEOPLE_PER_BATCH = 10_000
 PROGRESS_EVERY = 100_000
 # From this many rows on, indexes are rebuilt after the load and rows are built in a child process.
 BULK_THRESHOLD = 50_000
+FTS_AUTOMERGE = 4  # SQLite FTS5's default
 
 CITIZEN_COLUMNS = (
     "id", "full_name", "date_of_birth", "gender", "occupation", "ethnicity", "phone", "email", "national_id",
@@ -1069,6 +1070,8 @@ class _SqliteWriter:
     def __init__(self, stamp):
         self.stamps = (stamp, stamp)
         self.fill_search_index = False
+        self.unindexed = []  # (first id, last id) of citizens not yet in the search index
+        self.merging_off = False
 
     def encode(self, rows):
         """Rows ready for write(); runs in the child process of a big load."""
@@ -1081,12 +1084,36 @@ class _SqliteWriter:
         db.cursor().executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', payload)
 
     def after_citizens(self, first_id, last_id):
-        """Index the batch's search text while the child builds the next batch, as the triggers would have."""
+        """Note the batch for the search index, which the triggers would have filled."""
         if self.fill_search_index:
-            db.execute_sql(
-                "INSERT INTO citizen_fts(rowid, search_text) SELECT id, search_text FROM citizen WHERE id BETWEEN ? AND ?",
-                (first_id, last_id),
-            )
+            self.unindexed.append((first_id, last_id))
+
+    def between_batches(self):
+        """Index one noted batch of citizens while the child builds the next batch of records.
+
+        Writing citizens keeps this process busier than the child that builds them, and writing
+        records leaves it waiting for the child: the search index is built in those waits.
+        """
+        if not self.unindexed:
+            return
+        if not self.merging_off:
+            # Merging segments after each batch costs more than merging them all once at the end.
+            db.execute_sql("INSERT INTO citizen_fts(citizen_fts, rank) VALUES ('automerge', 0)")
+            self.merging_off = True
+        first_id, last_id = self.unindexed.pop(0)
+        db.execute_sql(
+            "INSERT INTO citizen_fts(rowid, search_text) SELECT id, search_text FROM citizen WHERE id BETWEEN ? AND ?",
+            (first_id, last_id),
+        )
+
+    def finish(self):
+        """Index whatever citizens are left, merge the index into one segment, merge as usual again."""
+        while self.unindexed:
+            self.between_batches()
+        if self.merging_off:
+            db.execute_sql("INSERT INTO citizen_fts(citizen_fts) VALUES ('optimize')")
+            db.execute_sql(f"INSERT INTO citizen_fts(citizen_fts, rank) VALUES ('automerge', {FTS_AUTOMERGE})")
+            self.merging_off = False
 
     def suspended(self, tables):
         """Secondary indexes and the search triggers, set aside for a big load."""
@@ -1123,6 +1150,12 @@ class _PostgresWriter:
 
     def after_citizens(self, first_id, last_id):
         """The GIN search index is kept up to date by the server itself."""
+
+    def between_batches(self):
+        """Nothing waits for the records pass."""
+
+    def finish(self):
+        """Nothing is left to do."""
 
     def suspended(self, tables):
         """Foreign keys and B-tree indexes, set aside for a big load.
@@ -1335,10 +1368,12 @@ def _load_records(writer, result, cohort, facilities, seed, province_code, echo)
                 name, columns = tables[table]
                 writer.write(table, columns, payload)
                 counts[name] += count
+            writer.between_batches()
             done += PEOPLE_PER_BATCH
             if next_report <= done < len(cohort):
                 rate = sum(counts.values()) / (time.perf_counter() - started)
                 echo(f"records: citizens {done:,} of {len(cohort):,} ({rate:,.0f} rows/s)")
                 next_report += PROGRESS_EVERY
+        writer.finish()  # before the indexes come back, inside the records' time
     result.records = counts
     result.records_seconds = time.perf_counter() - started

@@ -1,5 +1,6 @@
 """Settings: every one documented in the README, parsed strictly, defaults as in SPEC.md."""
 
+import os
 import re
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def test_it_reads_values_from_the_environment():
     assert settings["HOST"] == "0.0.0.0"
 
 
+def test_web_processes_is_one_per_core_unless_set():
+    assert config.load_settings({})["WEB_PROCESSES"] == max(1, min(os.cpu_count() or 1, 8))
+    assert config.load_settings({"WEB_PROCESSES": "3"})["WEB_PROCESSES"] == 3
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -80,6 +86,9 @@ def test_it_reads_values_from_the_environment():
         ("TEST_DATABASE_URL", "mysql://x"),
         ("SMTP_URL", "http://mail.example.vn"),
         ("SECRET_KEY", "short"),
+        ("WEB_PROCESSES", "0"),
+        ("WEB_PROCESSES", "many"),
+        ("WEB_PROCESSES", "65"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_setting(name, value):

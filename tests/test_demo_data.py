@@ -131,11 +131,18 @@ def _schema():
 def test_a_bulk_load_rebuilds_the_schema_it_set_aside(app, monkeypatch):
     # Big loads drop indexes and search triggers and rebuild them; a low threshold takes that path here.
     monkeypatch.setattr(demo_data, "BULK_THRESHOLD", 100)
+    monkeypatch.setattr(demo_data, "PEOPLE_PER_BATCH", 150)  # several batches of citizens to index
     before = _schema()
     generate(citizens=800, province_code=22, seed=4, echo=_quiet)
     assert _schema() == before
+    first = Citizen.select().order_by(Citizen.id).first()
     someone = Citizen.select().order_by(Citizen.id.desc()).first()
+    assert Citizen.matching(fold(first.full_name)).where(Citizen.id == first.id).count() == 1
     assert Citizen.matching(fold(someone.full_name)).where(Citizen.id == someone.id).count() == 1
+    if not is_postgres():  # every citizen is in the search index, once
+        assert db.execute_sql("SELECT count(*) FROM citizen_fts_docsize").fetchone()[0] == Citizen.select().count()
+        # Merging, turned off for the load, is back to FTS5's default (no row means the default).
+        assert db.execute_sql("SELECT v FROM citizen_fts_config WHERE k = 'automerge'").fetchall() in ([], [(4,)])
     # The search triggers are back: a new citizen is found at once.
     newcomer = Citizen.create(full_name="Đỗ Thị Hường", ward=someone.ward_id, phone="0987650000")
     assert Citizen.matching("do thi huong").where(Citizen.id == newcomer.id).count() == 1

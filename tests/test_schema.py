@@ -110,3 +110,31 @@ def test_a_malformed_id_in_the_url_is_not_a_server_error(app):
     assert response.status_code == 200
     response = client.post("/admin/citizen/action/", data={"csrf_token": token, "action": "delete", "rowid": ["abc"]})
     assert response.status_code in (302, 403)
+
+
+def test_every_foreign_key_leads_an_index_and_none_is_redundant(app):
+    """Joins and RESTRICT checks find rows by index; a prefix of another index is dead weight."""
+    from models import ALL_MODELS
+    from models.base import db
+
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        indexes = [tuple(index.columns) for index in db.get_indexes(table)]
+        for fk in model._meta.refs:
+            assert any(columns[0] == fk.column_name for columns in indexes), f"{table}.{fk.column_name}"
+        for columns in indexes:
+            if len(columns) == 1 and columns[0] != "id":
+                longer = [c for c in indexes if len(c) > 1 and c[0] == columns[0]]
+                assert not longer, f"index on {table}({columns[0]}) is a prefix of {longer[0]}"
+
+
+def test_the_migration_drops_the_redundant_indexes_of_an_older_database(app):
+    from migrations import m0006_redundant_indexes
+    from models.base import db
+
+    db.execute_sql('CREATE INDEX "vaccination_citizen_id" ON "vaccination" ("citizen_id")')
+    db.execute_sql('CREATE INDEX "audit_event_citizen_id" ON "audit_event" ("citizen_id")')
+    m0006_redundant_indexes.up(db.obj)
+    names = {i.name for t in ("vaccination", "audit_event") for i in db.get_indexes(t)}
+    assert "vaccination_citizen_id" not in names and "audit_event_citizen_id" not in names
+    assert "vaccination_citizen_id_vaccine_id_dose_number" in names
