@@ -57,6 +57,18 @@ def export_report(name, fmt, output, filter_values=None):
     return len(frame)
 
 
+def import_citizens(path, dry_run=False, echo=None):
+    """Import citizens from an .xlsx or .csv file with full scope; return the ImportResult."""
+    from models.accounts import Scope
+    from services.citizen_import import import_citizens as run_import
+
+    def progress(done, force):
+        if echo is not None:
+            echo(f"{done} rows checked")
+
+    return run_import(path, Scope.everything(), dry_run=dry_run, source="cli", progress=progress)
+
+
 def register_commands(app):
     @app.cli.command("init-db")
     def init_db_command():
@@ -133,5 +145,27 @@ def register_commands(app):
         except FieldError as exc:
             raise click.UsageError(f"{exc.field}: {exc.message}") from exc
         click.echo(f"{name}: {rows} rows written to {output}")
+
+    @app.cli.command("import-citizens")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--dry-run", is_flag=True, help="check and count, write nothing (but the rejected rows)")
+    def import_citizens_command(file, dry_run):
+        """Import citizens from an .xlsx or .csv file in the citizen template."""
+        from services.citizen_import import ImportFileError
+
+        try:
+            with db.connection_context():
+                result = import_citizens(file, dry_run=dry_run, echo=lambda line: click.echo(line, err=True))
+        except ImportFileError as exc:
+            raise click.ClickException(f"{file}: {exc.message}") from exc
+        for item in result.rejected[:20]:
+            click.echo(f"row {item.row}, {item.column}: {item.reason}")
+        if len(result.rejected) > 20:
+            click.echo(f"… and {len(result.rejected) - 20} more rejected rows")
+        if result.rejected_path:
+            click.echo(f"rejected rows with reasons: {result.rejected_path}")
+        if dry_run:
+            click.echo("dry run: nothing was written")
+        click.echo(result.counts_line())
 
     return app

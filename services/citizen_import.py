@@ -1,0 +1,762 @@
+"""Citizen import from the paper-form spreadsheet (.xlsx or .csv): check every row, upsert, explain rejects.
+
+The file is read as a stream and written in batches inside one transaction: a failure part-way
+leaves nothing behind. A row matches an existing citizen by health code, else by ID number, else
+(neither given) by name, date of birth and commune, so that importing the same file twice
+changes nothing. Blank cells never erase what a record already holds.
+"""
+
+import codecs
+import csv
+import dataclasses
+import io
+import itertools
+import secrets
+import unicodedata
+import zipfile
+from pathlib import Path
+
+from flask import has_app_context
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from openpyxl import Workbook
+from openpyxl import load_workbook
+
+from models.audit import Action
+from models.audit import AuditEvent
+from models.base import db
+from models.base import utcnow
+from models.citizens import Citizen
+from models.citizens import Household
+from models.places import Ward
+from models.text import fold
+from models.validation import FieldError
+from models.validation import new_health_code
+from services.jobs import handler
+
+# (key, the header on the paper form); both are accepted, ignoring case, diacritics and spacing.
+COLUMNS = (
+    ("full_name", "Họ và tên"),
+    ("date_of_birth", "Ngày sinh"),
+    ("gender", "Giới tính"),
+    ("phone", "Số điện thoại"),
+    ("national_id", "Số CMND/CCCD"),
+    ("insurance_number", "Số thẻ BHYT"),
+    ("health_code", "Mã Y tế cá nhân"),
+    ("ward_code", "Mã xã/phường"),
+    ("address", "Địa chỉ"),
+    ("occupation", "Nghề nghiệp"),
+    ("ethnicity", "Dân tộc"),
+    ("email", "Email"),
+    ("household_number", "Số hộ khẩu"),
+)
+KEYS = tuple(key for key, _header in COLUMNS)
+VIETNAMESE_HEADERS = dict(COLUMNS)
+REQUIRED = ("full_name", "ward_code")
+REJECT_HEADERS = ("Dòng", "Cột", "Lý do")
+# Citizen fields set from a column of the same name; the others are mapped below.
+PLAIN_FIELDS = (
+    "full_name",
+    "date_of_birth",
+    "gender",
+    "phone",
+    "national_id",
+    "insurance_number",
+    "health_code",
+    "occupation",
+    "ethnicity",
+    "email",
+)
+# The model's field names for the template's columns that differ.
+FIELD_OF_COLUMN = {"ward_code": "ward", "address": "permanent_address", "household_number": "household"}
+COLUMN_OF_FIELD = {field: column for column, field in FIELD_OF_COLUMN.items()}
+# Stored fields an import may set; household is handled through household_number.
+IMPORTED_FIELDS = (*PLAIN_FIELDS, "ward", "permanent_address")
+BATCH_SIZE = 2000
+MAX_HEALTH_CODE_ATTEMPTS = 5
+CSV_PROBE_BYTES = 1 << 20
+
+
+def _header_key(text):
+    """A header folded for matching: no case, diacritics, spaces or punctuation."""
+    return fold(text).replace(" ", "")
+
+
+HEADER_ALIASES = {_header_key(key): key for key in KEYS} | {_header_key(header): key for key, header in COLUMNS}
+HEADER_ALIASES |= {
+    _header_key(alias): key
+    for alias, key in (
+        ("Số CCCD", "national_id"),
+        ("Số CMND", "national_id"),
+        ("CCCD", "national_id"),
+        ("Mã y tế", "health_code"),
+        ("Mã xã", "ward_code"),
+        ("Mã phường", "ward_code"),
+        ("Số sổ hộ khẩu", "household_number"),
+        ("Điện thoại", "phone"),
+    )
+}
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported; message is a lazy string for people."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self):
+        return str(self.message)
+
+    @property
+    def user_message(self):
+        return str(self.message)
+
+
+@dataclasses.dataclass
+class Rejected:
+    """One rejected row: its number in the file, the column at fault (as headed there) and why."""
+
+    row: int
+    column: str
+    reason: str
+    values: list
+
+
+@dataclasses.dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list = dataclasses.field(default_factory=list)
+    rejected_path: Path | None = None
+    dry_run: bool = False
+    created_ids: list = dataclasses.field(default_factory=list)
+    updated_ids: list = dataclasses.field(default_factory=list)
+
+    @property
+    def total(self):
+        return self.created + self.updated + self.unchanged + len(self.rejected)
+
+    def counts_line(self):
+        return f"created={self.created} updated={self.updated} unchanged={self.unchanged} rejected={len(self.rejected)}"
+
+
+# Reading
+
+
+@dataclasses.dataclass
+class Table:
+    """The header cells as written, their keys, and an iterator of (row number, cell values)."""
+
+    headers: list
+    keys: list
+    rows: object
+
+
+def open_table(path):
+    """Read the header of an .xlsx or .csv file and return a Table; ImportFileError says what is wrong."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        raise ImportFileError(_l("The file is empty (0 bytes)."))
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        rows = _xlsx_rows(path)
+    elif suffix == ".csv":
+        rows = _csv_rows(path)
+    else:
+        raise ImportFileError(_l("Upload an Excel (.xlsx) or CSV (.csv) file."))
+    numbered = ((number, values) for number, values in enumerate(rows, start=1) if _has_content(values))
+    first = next(numbered, None)
+    if first is None:
+        raise ImportFileError(_l("The file is empty: it has no header row and no data."))
+    _header_row, header_values = first
+    headers = [_cell_text(value) for value in header_values]
+    while headers and not headers[-1]:
+        headers.pop()
+    keys = _header_keys(headers)
+    first_row = next(numbered, None)
+    if first_row is None:
+        raise ImportFileError(_l("The file has a header row but no citizens under it."))
+    return Table(headers=headers, keys=keys, rows=itertools.chain([first_row], numbered))
+
+
+def _has_content(values):
+    return any(value is not None and str(value).strip() for value in values)
+
+
+def _cell_text(value):
+    return "" if value is None else str(value).strip()
+
+
+def _header_keys(headers):
+    keys, unknown = [], []
+    for header in headers:
+        key = HEADER_ALIASES.get(_header_key(header)) if header else None
+        if header and key is None:
+            unknown.append(header)
+        keys.append(key)
+    if unknown:
+        raise ImportFileError(
+            _l(
+                "Unknown column(s) in the header row: %(names)s. Use the headers of the import template.",
+                names=", ".join(f"“{name}”" for name in unknown),
+            )
+        )
+    seen = set()
+    for header, key in zip(headers, keys, strict=True):
+        if key in seen:
+            raise ImportFileError(_l("The column “%(name)s” appears twice in the header row.", name=header))
+        if key:
+            seen.add(key)
+    missing = [VIETNAMESE_HEADERS[key] for key in REQUIRED if key not in seen]
+    if missing:
+        raise ImportFileError(
+            _l(
+                "The header row lacks the required column(s) %(names)s; is the first row the header of the template?",
+                names=", ".join(f"“{name}”" for name in missing),
+            )
+        )
+    return keys
+
+
+def _xlsx_rows(path):
+    with path.open("rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            raise ImportFileError(_l("The file is not an Excel workbook (.xlsx), although its name ends in .xlsx."))
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, IndexError) as exc:
+        raise ImportFileError(
+            _l("The file is not an Excel workbook (.xlsx), although its name ends in .xlsx.")
+        ) from exc
+    return _closing_rows(workbook, rows)
+
+
+def _closing_rows(workbook, rows):
+    try:
+        yield from rows
+    finally:
+        workbook.close()
+
+
+def csv_encoding(path):
+    """utf-8-sig when the whole file decodes as UTF-8, else Windows-1258 (CSV saved by older Excel)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with Path(path).open("rb") as handle:
+        try:
+            while chunk := handle.read(CSV_PROBE_BYTES):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1258"
+    return "utf-8-sig"
+
+
+def _csv_rows(path):
+    encoding = csv_encoding(path)
+    with path.open(encoding=encoding, newline="") as handle:
+        sample = handle.readline()
+        delimiter = ";" if sample.count(";") > sample.count(",") else ","
+        handle.seek(0)
+        if encoding == "utf-8-sig":
+            yield from csv.reader(handle, delimiter=delimiter)
+            return
+        # Windows-1258 writes tone marks as combining characters: compose them as typed on the web.
+        for values in csv.reader(handle, delimiter=delimiter):
+            yield [unicodedata.normalize("NFC", value) for value in values]
+
+
+# Checking one row
+
+
+def _number_text(value, pad_to=()):
+    """A cell Excel may have turned into a number (losing leading zeros) back as digits."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        for width in pad_to:
+            if len(text) == width - 1:
+                return "0" + text
+        return text
+    return value
+
+
+def _ward_code(value):
+    text = _cell_text(_number_text(value))
+    if not text:
+        raise FieldError("ward", _l("The commune or ward code is required."))
+    if not text.isdigit():
+        raise FieldError("ward", _l("The commune or ward code is a number, such as 06652."))
+    return int(text)
+
+
+def clean_row(values, keys, ward_codes):
+    """Return (citizen fields, household book number) of one row, or raise FieldError naming the column."""
+    cells = {}
+    for key, value in zip(keys, values, strict=False):
+        if key is not None:
+            cells[key] = value
+    cells["phone"] = _number_text(cells.get("phone"), pad_to=(10,))
+    cells["national_id"] = _number_text(cells.get("national_id"), pad_to=(9, 12))
+    cells["health_code"] = _number_text(cells.get("health_code"))
+    ward = _ward_code(cells.get("ward_code"))
+    if ward not in ward_codes:
+        raise FieldError("ward", _l("There is no commune or ward with the code %(code)s.", code=f"{ward:05d}"))
+    fields = {name: cells.get(name) for name in PLAIN_FIELDS}
+    for name in ("occupation", "ethnicity"):
+        fields[name] = " ".join(_cell_text(fields[name]).split()) or None
+    fields["permanent_address"] = " ".join(_cell_text(cells.get("address")).split()) or None
+    citizen = Citizen(ward=ward, **fields)
+    citizen.clean()
+    book = _cell_text(_number_text(cells.get("household_number"))) or None
+    if book and len(book) > 32:
+        raise FieldError("household", _l("A household book number has at most 32 characters."))
+    return {name: getattr(citizen, name) for name in (*PLAIN_FIELDS, "permanent_address")} | {"ward": ward}, book
+
+
+# The import
+
+
+class _Importer:
+    def __init__(self, table, scope, actor, source, file_name, dry_run, batch_size, progress):
+        self.table = table
+        self.scope = scope
+        self.actor = actor
+        self.source = source
+        self.file_name = file_name
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.progress = progress
+        self.result = ImportResult(dry_run=dry_run)
+        self.ward_codes = {code for (code,) in Ward.select(Ward.code).tuples()}
+        self.ward_provinces = dict(Ward.select(Ward.code, Ward.province).tuples())
+        self.column_index = {key: index for index, key in enumerate(table.keys) if key}
+        # Each identifier seen in the file, with the row it was first seen on.
+        self.seen = {"health_code": {}, "national_id": {}, "person": {}}
+        self.rng = secrets.SystemRandom()
+        self.batch_number = 0
+
+    def header_of(self, field):
+        """The header as written in the file for a model field or a template key."""
+        key = COLUMN_OF_FIELD.get(field, field)
+        index = self.column_index.get(key)
+        if index is not None:
+            return self.table.headers[index]
+        return VIETNAMESE_HEADERS.get(key, key)
+
+    def reject(self, number, values, field, reason):
+        self.result.rejected.append(Rejected(number, self.header_of(field), str(reason), list(values)))
+
+    def run(self):
+        batch, done = [], 0
+        for number, values in self.table.rows:
+            values = list(values)
+            try:
+                fields, book = clean_row(values, self.table.keys, self.ward_codes)
+            except FieldError as exc:
+                self.reject(number, values, exc.field, exc.message)
+                continue
+            if not self.scope.covers(fields["ward"]):
+                self.reject(number, values, "ward", _l("This commune or ward is outside your jurisdiction."))
+                continue
+            if self._duplicate_in_file(number, values, fields):
+                continue
+            batch.append((number, values, fields, book))
+            if len(batch) >= self.batch_size:
+                done += self._process(batch)
+                batch = []
+                self._report(done)
+        if batch:
+            done += self._process(batch)
+        self._report(done, force=True)
+        self._audit_summary()
+        return self.result
+
+    def _report(self, done, force=False):
+        if self.progress is not None:
+            self.progress(done + len(self.result.rejected), force)
+
+    def _duplicate_in_file(self, number, values, fields):
+        for name in ("health_code", "national_id"):
+            value = fields[name]
+            if value is None:
+                continue
+            first = self.seen[name].setdefault(value, number)
+            if first != number:
+                self.reject(number, values, name, _l("Duplicate of row %(row)s: the same value is there.", row=first))
+                return True
+        if fields["health_code"] is None and fields["national_id"] is None:
+            key = _person_key(fields)
+            if key is None:
+                self.reject(
+                    number,
+                    values,
+                    "date_of_birth",
+                    _l(
+                        "Without a health code or an ID number, the date of birth is needed to recognise "
+                        "the person when the file is imported again."
+                    ),
+                )
+                return True
+            first = self.seen["person"].setdefault(key, number)
+            if first != number:
+                self.reject(
+                    number,
+                    values,
+                    "full_name",
+                    _l("Duplicate of row %(row)s: same name, date of birth and commune.", row=first),
+                )
+                return True
+        return False
+
+    # One batch: bulk reads, then the writes.
+    def _process(self, batch):
+        self.batch_number += 1
+        existing = self._existing(batch)
+        creates, updates = [], []
+        for number, values, fields, book in batch:
+            match = self._match(number, values, fields, existing)
+            if match is False:
+                continue
+            if match is None:
+                creates.append((fields, book))
+                continue
+            changes = {
+                name: fields[name]
+                for name in IMPORTED_FIELDS
+                if fields[name] is not None and fields[name] != match[name]
+            }
+            if book is not None:
+                changes["household"] = book
+            if book is not None and existing["households"].get(book) == match["household"]:
+                del changes["household"]
+            if changes:
+                updates.append((match, changes))
+            else:
+                self.result.unchanged += 1
+        households = self._households(batch, existing["households"])
+        created_ids = self._create(creates, households)
+        updated_ids = self._update(updates, households)
+        self.result.created += len(creates)
+        self.result.updated += len(updates)
+        if not self.dry_run and (created_ids or updated_ids):
+            AuditEvent.record(
+                Action.CREATE,
+                actor=self.actor,
+                object_type="citizen_import",
+                source=self.source,
+                file=self.file_name,
+                batch=self.batch_number,
+                created_ids=created_ids,
+                updated_ids=updated_ids,
+            )
+        return len(batch)
+
+    def _existing(self, batch):
+        codes = {f["health_code"] for _n, _v, f, _b in batch if f["health_code"]}
+        ids = {f["national_id"] for _n, _v, f, _b in batch if f["national_id"]}
+        people = [f for _n, _v, f, _b in batch if not f["health_code"] and not f["national_id"]]
+        columns = [Citizen.id, *(getattr(Citizen, name) for name in IMPORTED_FIELDS), Citizen.household]
+        by_code, by_id, by_person = {}, {}, {}
+        if codes:
+            for row in Citizen.select(*columns).where(Citizen.health_code.in_(sorted(codes))).dicts():
+                by_code[row["health_code"]] = row
+        if ids:
+            for row in Citizen.select(*columns).where(Citizen.national_id.in_(sorted(ids))).dicts():
+                by_id.setdefault(row["national_id"], row)
+        if people:
+            births = sorted({f["date_of_birth"] for f in people})
+            wards = sorted({f["ward"] for f in people})
+            query = Citizen.select(*columns).where(
+                Citizen.date_of_birth.in_(births) & Citizen.ward.in_(wards) & Citizen.national_id.is_null()
+            )
+            for row in query.dicts():
+                by_person.setdefault(_person_key(row), row)
+        books = sorted({b for _n, _v, _f, b in batch if b})
+        households = {}
+        if books:
+            query = Household.select(Household.book_number, Household.id).where(Household.book_number.in_(books))
+            households = dict(query.tuples())
+        return {"health_code": by_code, "national_id": by_id, "person": by_person, "households": households}
+
+    def _match(self, number, values, fields, existing):
+        """The existing row this one updates, None for a new citizen, or False when the row is rejected."""
+        code, national_id = fields["health_code"], fields["national_id"]
+        by_code = existing["health_code"].get(code) if code else None
+        by_id = existing["national_id"].get(national_id) if national_id else None
+        if by_code is not None and by_id is not None and by_code["id"] != by_id["id"]:
+            self.reject(
+                number,
+                values,
+                "national_id",
+                _l("This ID number is on another record (health code %(code)s).", code=by_id["health_code"]),
+            )
+            return False
+        if by_code is None and by_id is not None and code and by_id["health_code"] not in (None, code):
+            self.reject(
+                number,
+                values,
+                "health_code",
+                _l(
+                    "The ID number belongs to the record with health code %(code)s, not this one.",
+                    code=by_id["health_code"],
+                ),
+            )
+            return False
+        match = by_code or by_id
+        if match is None and not code and not national_id:
+            match = existing["person"].get(_person_key(fields))
+        if match is not None and not self.scope.covers(match["ward"]):
+            self.reject(number, values, "ward", _l("The record to update is outside your jurisdiction."))
+            return False
+        return match
+
+    def _households(self, batch, known):
+        """Book number -> household id, creating the missing households (in the row's commune)."""
+        households = dict(known)
+        missing = {}
+        for _n, _v, fields, book in batch:
+            if book and book not in households and book not in missing:
+                missing[book] = {
+                    "book_number": book,
+                    "ward": fields["ward"],
+                    "address": fields["permanent_address"],
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+        if missing and not self.dry_run:
+            Household.insert_many(list(missing.values())).execute()
+            query = Household.select(Household.book_number, Household.id).where(
+                Household.book_number.in_(list(missing))
+            )
+            households |= dict(query.tuples())
+        return households
+
+    def _issue_health_codes(self, rows):
+        """Give every row without a health code a new one, unique in the file and the database."""
+        pending = [row for row in rows if not row["health_code"]]
+        for _attempt in range(MAX_HEALTH_CODE_ATTEMPTS):
+            if not pending:
+                return
+            for row in pending:
+                row["health_code"] = new_health_code(self.ward_provinces[row["ward"]], self.rng)
+            codes = [row["health_code"] for row in pending]
+            taken = {
+                code for (code,) in Citizen.select(Citizen.health_code).where(Citizen.health_code.in_(codes)).tuples()
+            }
+            clashes = []
+            for row in pending:
+                code = row["health_code"]
+                if code in taken or self.seen["health_code"].setdefault(code, 0) != 0:
+                    clashes.append(row)
+                else:
+                    taken.add(code)
+            pending = clashes
+        raise FieldError("health_code", _l("Could not issue a unique health code; please try again."))
+
+    def _create(self, creates, households):
+        if self.dry_run or not creates:
+            return []
+        now = utcnow()
+        rows = []
+        for fields, book in creates:
+            row = dict(fields)
+            row["household"] = households.get(book) if book else None
+            row["created_at"] = row["updated_at"] = now
+            rows.append(row)
+        self._issue_health_codes(rows)
+        for row in rows:
+            citizen = Citizen(**{k: v for k, v in row.items() if k not in ("created_at", "updated_at")})
+            row["search_text"] = citizen.build_search_text()
+        Citizen.insert_many(rows).execute()
+        codes = [row["health_code"] for row in rows]
+        ids = [i for (i,) in Citizen.select(Citizen.id).where(Citizen.health_code.in_(codes)).tuples()]
+        self.result.created_ids.extend(ids)
+        return sorted(ids)
+
+    def _update(self, updates, households):
+        if self.dry_run or not updates:
+            return []
+        ids = []
+        for match, changes in updates:
+            changes = dict(changes)
+            if "household" in changes:
+                changes["household"] = households.get(changes["household"])
+            citizen = Citizen(**{**{k: v for k, v in match.items() if k != "id"}, **changes})
+            citizen.id = match["id"]
+            Citizen.update(**changes, search_text=citizen.build_search_text(), updated_at=utcnow()).where(
+                Citizen.id == match["id"]
+            ).execute()
+            ids.append(match["id"])
+        self.result.updated_ids.extend(ids)
+        return ids
+
+    def _audit_summary(self):
+        if self.dry_run:
+            return
+        AuditEvent.record(
+            Action.CREATE,
+            actor=self.actor,
+            object_type="citizen_import",
+            object_id=self.file_name[:64],
+            source=self.source,
+            file=self.file_name,
+            created=self.result.created,
+            updated=self.result.updated,
+            unchanged=self.result.unchanged,
+            rejected=len(self.result.rejected),
+        )
+
+
+def _person_key(fields):
+    """Name, date of birth and commune: how a row without identifiers is recognised again."""
+    if fields.get("date_of_birth") is None:
+        return None
+    return (fold(fields["full_name"]), fields["date_of_birth"], fields["ward"])
+
+
+class _DryRunRollback(Exception):
+    """Raised to roll the dry run's transaction back."""
+
+
+def import_citizens(
+    path,
+    scope,
+    actor=None,
+    dry_run=False,
+    source="cli",
+    file_name=None,
+    rejected_path=None,
+    batch_size=BATCH_SIZE,
+    progress=None,
+):
+    """Import citizens from an .xlsx or .csv file; return an ImportResult.
+
+    Raise ImportFileError when the file as a whole cannot be read. Rejected rows are written to
+    rejected_path (default FILE-rejected.xlsx beside the file), dry run or not.
+    progress(rows_done, force) is called after each batch.
+    """
+    path = Path(path)
+    file_name = file_name or path.name
+    with _vietnamese():
+        try:
+            table = open_table(path)
+        except ImportFileError as exc:
+            exc.message = str(exc.message)
+            raise
+        importer = _Importer(table, scope, actor, source, file_name, dry_run, batch_size, progress)
+        with db.atomic():
+            result = importer.run()
+        if rejected_path is None:
+            rejected_path = rejected_path_for(path)
+        Path(rejected_path).unlink(missing_ok=True)
+        if result.rejected:
+            write_rejected(table.headers, result.rejected, rejected_path)
+            result.rejected_path = Path(rejected_path)
+    return result
+
+
+def _vietnamese():
+    """Reasons and files are in Vietnamese, as the paper form is."""
+    if has_app_context():
+        return force_locale("vi")
+    return _NoLocale()
+
+
+class _NoLocale:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def rejected_path_for(path):
+    """FILE-rejected.xlsx beside FILE."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-rejected.xlsx")
+
+
+def write_rejected(headers, rejected, output):
+    """The rejected rows as they were, plus row, column and reason: fix them and import the file again."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Dòng bị từ chối")
+    width = len(headers)
+    sheet.append([*headers, *REJECT_HEADERS])
+    for item in rejected:
+        values = [_safe_cell(v) for v in (item.values + [None] * width)[:width]]
+        sheet.append([*values, item.row, item.column, item.reason])
+    workbook.save(output)
+    return Path(output)
+
+
+def _safe_cell(value):
+    """Text that openpyxl would store as a formula gets a leading apostrophe.
+
+    Only "=": other text is stored as a string cell, and "+84 912 345 678" must import again as typed.
+    """
+    if isinstance(value, str) and value.startswith("="):
+        return "'" + value
+    return value
+
+
+def template_workbook():
+    """The import template: the Vietnamese headers and one example row, as bytes."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Công dân"
+    sheet.append([header for _key, header in COLUMNS])
+    sheet.append(
+        [
+            "Nguyễn Văn An",
+            "25/12/1990",
+            "Nam",
+            "0912345678",
+            "022090001234",
+            "DN4220123456789",
+            "",
+            "06652",
+            "Số 1, tổ 2, khu 3, phường Hà Tu",
+            "Công nhân",
+            "Kinh",
+            "",
+            "06652000001",
+        ]
+    )
+    for column in sheet.columns:
+        sheet.column_dimensions[column[0].column_letter].width = 22
+        for cell in column:
+            cell.number_format = "@"  # text: Excel keeps the leading zeros
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# The background job of the back office's import page.
+
+
+@handler("import_citizens")
+def run_import_job(job, context):
+    """Import an uploaded file for the account that asked; the result file holds the rejected rows."""
+    from models.accounts import Staff
+
+    params = job.arguments
+    actor = Staff.get_by_id(params["actor_id"])
+    scope = actor.scope()  # as it is now: a jurisdiction may have shrunk since the upload
+    output = context.result_path(".xlsx")
+    result = import_citizens(
+        params["path"],
+        scope,
+        actor=actor,
+        source="web",
+        file_name=params["file_name"],
+        rejected_path=output,
+        progress=lambda done, force: context.progress(done, params.get("rows"), force),
+    )
+    name = f"{Path(params['file_name']).stem}-rejected.xlsx" if result.rejected_path else None
+    Path(params["path"]).unlink(missing_ok=True)
+    return (result.rejected_path, name, result.counts_line())

@@ -1,0 +1,316 @@
+"""Citizen import (issue 6): files, bad rows, upserts, atomicity, scope, audit, CLI and the upload page."""
+
+import datetime
+import unicodedata
+
+import pytest
+from openpyxl import Workbook
+from openpyxl import load_workbook
+
+from models.accounts import Scope
+from models.audit import AuditEvent
+from models.base import db
+from models.citizens import Citizen
+from models.citizens import Household
+from models.validation import is_portal_health_code
+from services import citizen_import
+from services.citizen_import import ImportFileError
+from services.citizen_import import import_citizens
+from tests.factories import QUANG_NINH
+from tests.factories import make_citizen
+from tests.factories import wards_of
+
+TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
+VI_HEADERS = ["Họ và tên", "Ngày sinh", "Giới tính", "Số điện thoại", "Số CMND/CCCD", "Mã xã/phường", "Số hộ khẩu"]
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def wards(ctx):
+    return wards_of(QUANG_NINH, 3)
+
+
+def write_csv(path, rows, encoding="utf-8", delimiter=","):
+    text = "\r\n".join(delimiter.join(str(c) for c in row) for row in rows) + "\r\n"
+    path.write_bytes(to_cp1258(text) if encoding == "cp1258" else text.encode(encoding))
+    return path
+
+
+def to_cp1258(text):
+    """Text as Windows-1258 stores it: vowel marks composed, tone marks as combining characters."""
+    out = bytearray()
+    for char in text:
+        try:
+            out += char.encode("cp1258")
+            continue
+        except UnicodeEncodeError:
+            pass
+        parts = unicodedata.normalize("NFD", char)
+        tones = "".join(p for p in parts[1:] if p in TONE_MARKS)
+        others = "".join(p for p in parts[1:] if p not in TONE_MARKS)
+        out += (unicodedata.normalize("NFC", parts[0] + others) + tones).encode("cp1258")
+    return bytes(out)
+
+
+def write_xlsx(path, rows):
+    workbook = Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+def good_rows(ward):
+    code = f"{ward:05d}"
+    return [
+        VI_HEADERS,
+        ["Nguyễn Văn An", "25/12/1990", "Nam", "0912345678", "022090001234", code, "HK-1"],
+        ["Trần Thị Bình", "01/02/1985", "Nữ", "0987654321", "022185000001", code, "HK-1"],
+        ["Lê Thị Cúc", "03/04/2015", "Nữ", "", "", code, ""],
+    ]
+
+
+def test_a_good_file_creates_citizens_households_and_health_codes(wards, tmp_path):
+    path = write_csv(tmp_path / "xa.csv", good_rows(wards[0]))
+    result = import_citizens(path, Scope.everything())
+    assert result.counts_line() == "created=3 updated=0 unchanged=0 rejected=0"
+    assert result.rejected_path is None and not (tmp_path / "xa-rejected.xlsx").exists()
+    an = Citizen.get(Citizen.national_id == "022090001234")
+    assert an.full_name == "Nguyễn Văn An" and an.date_of_birth == datetime.date(1990, 12, 25) and an.gender == "M"
+    assert is_portal_health_code(an.health_code) and an.health_code.startswith("22")
+    assert an.household.book_number == "HK-1" and Household.select().count() == 1
+    assert Citizen.matching("nguyen van an").count() == 1
+
+
+def test_every_kind_of_bad_row_is_rejected_with_row_column_and_reason(wards, tmp_path):
+    code = f"{wards[0]:05d}"
+    rows = [
+        VI_HEADERS,
+        ["Nguyễn Văn An", "25/12/1990", "Nam", "0912345678", "022090001234", code, ""],
+        ["Bad Phone", "01/01/1980", "Nam", "0123", "", code, ""],
+        ["Bad CCCD", "01/01/1980", "Nam", "", "999080000001", code, ""],
+        ["Unknown Commune", "01/01/1980", "Nam", "", "", "99999", ""],
+        ["Future Birth", "01/01/2999", "Nam", "", "", code, ""],
+        ["Nguyễn Văn An", "25/12/1990", "Nam", "0912345678", "022090001234", code, ""],
+        ["", "01/01/1980", "Nam", "", "", code, ""],
+    ]
+    path = write_csv(tmp_path / "bad.csv", rows)
+    result = import_citizens(path, Scope.everything())
+    assert result.counts_line() == "created=1 updated=0 unchanged=0 rejected=6"
+    found = {(r.row, r.column) for r in result.rejected}
+    assert found == {
+        (3, "Số điện thoại"),
+        (4, "Số CMND/CCCD"),
+        (5, "Mã xã/phường"),
+        (6, "Ngày sinh"),
+        (7, "Số CMND/CCCD"),
+        (8, "Họ và tên"),
+    }
+    reasons = {r.row: r.reason for r in result.rejected}
+    assert "10" in reasons[3] and "999" in reasons[4] and "99999" in reasons[5]
+    assert "tương lai" in reasons[6]  # Vietnamese, whatever the caller's language
+    assert "2" in reasons[7]  # names the first occurrence
+
+    sheet = load_workbook(result.rejected_path).active
+    table = list(sheet.values)
+    assert table[0] == (*VI_HEADERS, "Dòng", "Cột", "Lý do")
+    assert [row[7] for row in table[1:]] == [3, 4, 5, 6, 7, 8]
+    assert table[1][:4] == ("Bad Phone", "01/01/1980", "Nam", "0123") and table[1][8] == "Số điện thoại"
+
+
+def test_the_rejected_file_can_be_fixed_and_imported_again(wards, tmp_path):
+    code = f"{wards[0]:05d}"
+    path = write_csv(tmp_path / "f.csv", [VI_HEADERS, ["Bad Phone", "01/01/1980", "Nam", "0123", "", code, ""]])
+    result = import_citizens(path, Scope.everything())
+    workbook = load_workbook(result.rejected_path)
+    sheet = workbook.active
+    sheet["D2"] = "+84 912 000 111"
+    fixed = tmp_path / "fixed.xlsx"
+    workbook.save(fixed)
+    with pytest.raises(ImportFileError, match="Dòng"):
+        import_citizens(fixed, Scope.everything())  # the reason columns must go before re-import
+    sheet.delete_cols(8, 3)
+    workbook.save(fixed)
+    again = import_citizens(fixed, Scope.everything())
+    assert again.counts_line() == "created=1 updated=0 unchanged=0 rejected=0"
+    assert Citizen.get().phone == "0912000111"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("zero.xlsx", b"", "0 byte"),
+        ("zero.csv", b"", "0 byte"),
+        ("blank.csv", b"\r\n ,, \r\n", "no header"),
+        ("header-only.csv", "Họ và tên,Mã xã/phường\r\n".encode(), "no citizens"),
+        ("renamed.xlsx", b"Ho va ten,Ma xa\r\nAn,1\r\n", "not an Excel"),
+        ("wrong-header.csv", "Tên,Mã xã/phường\r\nAn,06652\r\n".encode(), "“Tên”"),
+        ("missing.csv", "Họ và tên,Ngày sinh\r\nAn,01/01/1990\r\n".encode(), "“Mã xã/phường”"),
+        ("twice.csv", "Họ và tên,full_name,Mã xã/phường\r\nAn,An,06652\r\n".encode(), "twice"),
+        ("notes.txt", b"full_name\r\n", ".xlsx"),
+    ],
+)
+def test_a_file_that_cannot_be_read_gives_one_clear_error_and_writes_nothing(ctx, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError) as caught:
+        import_citizens(path, Scope.everything())
+    assert message in str(caught.value)
+    assert Citizen.select().count() == 0 and AuditEvent.select().count() == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1258"])
+def test_csv_in_utf8_with_or_without_bom_and_in_windows_1258(wards, tmp_path, encoding):
+    path = write_csv(tmp_path / "enc.csv", good_rows(wards[0]), encoding=encoding)
+    assert citizen_import.csv_encoding(path) == ("cp1258" if encoding == "cp1258" else "utf-8-sig")
+    result = import_citizens(path, Scope.everything())
+    assert result.created == 3, result.rejected
+    names = sorted(c.full_name for c in Citizen.select())
+    assert names == sorted(["Nguyễn Văn An", "Trần Thị Bình", "Lê Thị Cúc"])
+    assert all(unicodedata.is_normalized("NFC", n) for n in names)
+
+
+def test_keys_or_headers_in_any_order_any_case_and_semicolons(wards, tmp_path):
+    rows = [
+        ["WARD_CODE", "ho va ten", "  SỐ ĐIỆN   THOẠI ", "date_of_birth", "email", "Nghề nghiệp", "Dân tộc"],
+        [f"{wards[1]:05d}", "Phạm Văn Dũng", "+84 912 345 679", "02/03/1970", "DUNG@Example.vn", "Nông dân", "Tày"],
+    ]
+    result = import_citizens(write_csv(tmp_path / "k.csv", rows, delimiter=";"), Scope.everything())
+    assert result.created == 1, result.rejected
+    dung = Citizen.get()
+    assert (dung.ward_id, dung.phone, dung.email) == (wards[1], "0912345679", "dung@example.vn")
+    assert (dung.occupation, dung.ethnicity) == ("Nông dân", "Tày")
+
+
+def test_xlsx_with_numbers_and_dates_excel_made_of_the_cells(wards, tmp_path):
+    rows = [
+        ["full_name", "date_of_birth", "gender", "phone", "national_id", "ward_code", "health_code"],
+        ["Nguyễn Văn An", datetime.datetime(1990, 12, 25), "Nam", 912345678, 22090001234, wards[0], "QN-OLD-0001"],
+    ]
+    result = import_citizens(write_xlsx(tmp_path / "n.xlsx", rows), Scope.everything())
+    assert result.created == 1, result.rejected
+    an = Citizen.get()
+    assert (an.phone, an.national_id, an.health_code) == ("0912345678", "022090001234", "QN-OLD-0001")
+
+
+def test_importing_the_same_file_twice_changes_nothing(wards, tmp_path):
+    path = write_csv(tmp_path / "twice.csv", good_rows(wards[0]))
+    import_citizens(path, Scope.everything())
+    before = list(Citizen.select().order_by(Citizen.id).tuples())
+    again = import_citizens(path, Scope.everything())
+    assert again.counts_line() == "created=0 updated=0 unchanged=3 rejected=0"
+    assert list(Citizen.select().order_by(Citizen.id).tuples()) == before
+    assert Household.select().count() == 1
+
+
+def test_upsert_by_health_code_else_national_id_and_blank_cells_keep_values(wards, tmp_path):
+    kept = make_citizen(wards[0], health_code="OLD-123", phone="0912000001", occupation="Giáo viên")
+    by_id = make_citizen(wards[0], full_name="Trần Thị Bình", national_id="022185000001", gender="F")
+    rows = [
+        ["health_code", "full_name", "phone", "occupation", "national_id", "gender", "ward_code"],
+        ["old-123", "Nguyễn Văn An", "0912000002", "", "", "", wards[0]],
+        ["", "Trần Thị Bình", "0912000003", "", "022185000001", "Nữ", wards[0]],
+    ]
+    result = import_citizens(write_csv(tmp_path / "u.csv", rows), Scope.everything())
+    assert result.counts_line() == "created=0 updated=2 unchanged=0 rejected=0"
+    kept, by_id = Citizen.get_by_id(kept.id), Citizen.get_by_id(by_id.id)
+    assert (kept.phone, kept.occupation, kept.health_code) == ("0912000002", "Giáo viên", "OLD-123")
+    assert by_id.phone == "0912000003" and by_id.health_code  # its code is kept
+    assert Citizen.matching("0912000003").count() == 1  # the search text follows the change
+
+
+def test_an_id_number_on_another_record_is_rejected(wards, tmp_path):
+    make_citizen(wards[0], health_code="A-0001")
+    make_citizen(wards[0], health_code="B-0002", national_id="022090001234", gender="M")
+    rows = [["health_code", "full_name", "national_id", "ward_code"], ["A-0001", "An", "022090001234", wards[0]]]
+    result = import_citizens(write_csv(tmp_path / "c.csv", rows), Scope.everything())
+    assert result.updated == 0 and len(result.rejected) == 1
+    assert "B-0002" in result.rejected[0].reason
+
+
+def test_a_dry_run_counts_and_writes_nothing_but_the_rejected_rows(wards, tmp_path):
+    rows = [*good_rows(wards[0]), ["Bad", "01/01/2999", "", "", "", f"{wards[0]:05d}", ""]]
+    path = write_csv(tmp_path / "dry.csv", rows)
+    result = import_citizens(path, Scope.everything(), dry_run=True)
+    assert result.counts_line() == "created=3 updated=0 unchanged=0 rejected=1"
+    assert Citizen.select().count() == 0 and Household.select().count() == 0 and AuditEvent.select().count() == 0
+    assert (tmp_path / "dry-rejected.xlsx").exists()
+
+
+def test_a_crash_part_way_leaves_nothing_written(wards, tmp_path, monkeypatch):
+    rows = [VI_HEADERS] + [[f"Người {n}", "01/01/1980", "Nam", "", "", f"{wards[0]:05d}", f"HK-{n}"] for n in range(10)]
+    path = write_csv(tmp_path / "crash.csv", rows)
+    real_create = citizen_import._Importer._create
+    calls = []
+
+    def failing_create(self, creates, households):
+        calls.append(len(creates))
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real_create(self, creates, households)
+
+    monkeypatch.setattr(citizen_import._Importer, "_create", failing_create)
+    with pytest.raises(RuntimeError):
+        import_citizens(path, Scope.everything(), batch_size=3)
+    assert calls == [3, 3, 3]  # two batches were written before the failure
+    assert Citizen.select().count() == 0 and Household.select().count() == 0 and AuditEvent.select().count() == 0
+    monkeypatch.undo()
+    assert import_citizens(path, Scope.everything(), batch_size=3).created == 10
+
+
+def test_rows_outside_the_importers_jurisdiction_are_rejected(wards, tmp_path):
+    outsider = make_citizen(wards[1], health_code="OUT-0001")
+    rows = [
+        ["full_name", "date_of_birth", "health_code", "ward_code"],
+        ["Mine", "01/01/1980", "", wards[0]],
+        ["Not mine", "01/01/1980", "", wards[1]],
+        ["Moved in", "01/01/1980", "OUT-0001", wards[0]],
+    ]
+    result = import_citizens(write_csv(tmp_path / "s.csv", rows), Scope([wards[0]]))
+    assert result.counts_line() == "created=1 updated=0 unchanged=0 rejected=2"
+    assert [(r.row, r.column) for r in result.rejected] == [(3, "ward_code"), (4, "ward_code")]
+    assert Citizen.get_by_id(outsider.id).full_name == outsider.full_name
+
+
+def test_the_import_is_audited_once_with_counts_and_batches_of_ids(wards, tmp_path):
+    path = write_csv(tmp_path / "audit.csv", good_rows(wards[0]))
+    result = import_citizens(path, Scope.everything(), batch_size=2)
+    events = list(AuditEvent.select().where(AuditEvent.object_type == "citizen_import").order_by(AuditEvent.id))
+    assert len(events) == 3  # two batches and the summary
+    assert sorted(events[0].details["created_ids"] + events[1].details["created_ids"]) == sorted(result.created_ids)
+    summary = events[-1].details
+    assert summary["file"] == "audit.csv" and summary["created"] == 3 and summary["rejected"] == 0
+    assert AuditEvent.select().count() == 3  # not one event per citizen
+
+
+def test_the_command_prints_counts_on_its_last_line_and_fails_on_a_bad_file(app, wards, tmp_path):
+    path = write_csv(tmp_path / "cli.csv", good_rows(wards[0]))
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["import-citizens", str(path), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.strip().splitlines()[-1] == "created=3 updated=0 unchanged=0 rejected=0"
+    db.connect(reuse_if_open=True)
+    assert Citizen.select().count() == 0
+    done = runner.invoke(args=["import-citizens", str(path)])
+    assert done.stdout.strip().splitlines()[-1] == "created=3 updated=0 unchanged=0 rejected=0"
+    again = runner.invoke(args=["import-citizens", str(path)])
+    assert again.stdout.strip().splitlines()[-1] == "created=0 updated=0 unchanged=3 rejected=0"
+    empty = tmp_path / "empty.xlsx"
+    empty.write_bytes(b"")
+    failed = runner.invoke(args=["import-citizens", str(empty)])
+    assert failed.exit_code != 0 and "0 byte" in failed.output and "Traceback" not in failed.output
+    db.connect(reuse_if_open=True)
+
+
+def test_the_template_has_the_vietnamese_headers_and_imports_as_is(wards, tmp_path):
+    path = tmp_path / "template.xlsx"
+    path.write_bytes(citizen_import.template_workbook())
+    header = next(load_workbook(path).active.values)
+    assert list(header) == [h for _k, h in citizen_import.COLUMNS]
+    result = import_citizens(path, Scope.everything(), dry_run=True)
+    assert result.counts_line() == "created=1 updated=0 unchanged=0 rejected=0", result.rejected
