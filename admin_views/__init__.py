@@ -10,6 +10,7 @@ from admin_views.citizens import CitizenView
 from admin_views.citizens import FamilyRelationView
 from admin_views.citizens import HouseholdView
 from admin_views.corrections import CorrectionRequestView
+from admin_views.imports import CitizenImportView
 from admin_views.records import AllergyView
 from admin_views.records import ConditionView
 from admin_views.records import EncounterView
@@ -60,6 +61,9 @@ def init_admin(app):
         CorrectionRequestView(
             CorrectionRequest, name=_l("Correction requests"), category=people, endpoint="correction_request"
         )
+    )
+    admin.add_view(
+        CitizenImportView(name=_l("Import"), category=people, endpoint="citizen_import", url="/admin/citizens/import")
     )
     admin.add_view(
         FamilyRelationView(FamilyRelation, name=_l("Family relations"), category=people, endpoint="family_relation")

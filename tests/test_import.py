@@ -1,12 +1,15 @@
 """Citizen import (issue 6): files, bad rows, upserts, atomicity, scope, audit, CLI and the upload page."""
 
 import datetime
+import io
+import re
 import unicodedata
 
 import pytest
 from openpyxl import Workbook
 from openpyxl import load_workbook
 
+from models.accounts import Role
 from models.accounts import Scope
 from models.audit import AuditEvent
 from models.base import db
@@ -16,9 +19,14 @@ from models.validation import is_portal_health_code
 from services import citizen_import
 from services.citizen_import import ImportFileError
 from services.citizen_import import import_citizens
+from services.jobs import run_one
 from tests.factories import QUANG_NINH
 from tests.factories import make_citizen
+from tests.factories import make_staff
+from tests.factories import make_unit
 from tests.factories import wards_of
+from tests.helpers import csrf_from
+from tests.helpers import sign_in
 
 TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
 VI_HEADERS = ["Họ và tên", "Ngày sinh", "Giới tính", "Số điện thoại", "Số CMND/CCCD", "Mã xã/phường", "Số hộ khẩu"]
@@ -314,3 +322,87 @@ def test_the_template_has_the_vietnamese_headers_and_imports_as_is(wards, tmp_pa
     assert list(header) == [h for _k, h in citizen_import.COLUMNS]
     result = import_citizens(path, Scope.everything(), dry_run=True)
     assert result.counts_line() == "created=1 updated=0 unchanged=0 rejected=0", result.rejected
+
+
+# The upload page
+
+
+@pytest.fixture
+def station(app):
+    """A commune station covering the first ward, its account, and a department leader."""
+    with app.app_context():
+        wards = wards_of(QUANG_NINH, 3)
+        unit = make_unit(wards=[wards[0]], code="TYT-TEST")
+        make_staff(unit, role=Role.UNIT_STAFF, username="station")
+        make_staff(unit, role=Role.DEPARTMENT_LEADER, username="leader")
+    return wards
+
+
+def upload(client, path, token=True):
+    data = {"file": (io.BytesIO(path.read_bytes()), path.name)}
+    if token:
+        data["csrf_token"] = csrf_from(client.get("/admin/citizens/import/").text)
+    return client.post("/admin/citizens/import/preview", data=data, content_type="multipart/form-data")
+
+
+def test_the_page_previews_a_dry_run_then_imports_in_the_background(app, client, station, tmp_path):
+    rows = [*good_rows(station[0]), ["Ngoài xã", "01/01/1980", "Nam", "", "", f"{station[1]:05d}", ""]]
+    path = write_csv(tmp_path / "xa.csv", rows)
+    sign_in(client, "station")
+    page = upload(client, path)
+    assert page.status_code == 200
+    assert re.search(r'id="created">3<', page.text) and re.search(r'id="rejected">1<', page.text)
+    assert "ngoài phạm vi" in page.text.lower() or "jurisdiction" in page.text.lower()
+    assert Citizen.select().count() == 0  # a preview writes nothing
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.text).group(1)
+    rejected = client.get(f"/admin/citizens/import/{token}/rejected.xlsx")
+    assert rejected.status_code == 200
+    assert list(load_workbook(io.BytesIO(rejected.data)).active.values)[1][7] == 5
+    rejected.close()
+
+    confirm = client.post(
+        "/admin/citizens/import/confirm",
+        data={"token": token, "csrf_token": csrf_from(page.text)},
+    )
+    assert confirm.status_code == 302
+    job = run_one(tmp_path / "jobs", app=app)
+    assert job.status == "done", job.message
+    assert job.message == "created=3 updated=0 unchanged=0 rejected=1"
+    assert Citizen.select().count() == 3 and all(c.ward_id == station[0] for c in Citizen.select())
+    summary = AuditEvent.select().where(AuditEvent.object_type == "citizen_import").order_by(AuditEvent.id.desc()).get()
+    assert summary.actor == "station" and summary.details["file"] == "xa.csv"
+    done = client.get(confirm.headers["Location"])
+    assert "created=3" in done.text
+    download = client.get(f"/admin/citizens/import/jobs/{job.id}/rejected.xlsx")
+    assert download.status_code == 200 and download.data[:2] == b"PK"
+    download.close()
+
+
+def test_the_page_refuses_a_post_without_csrf_token_and_accounts_that_may_not_create(client, station, tmp_path):
+    path = write_csv(tmp_path / "xa.csv", good_rows(station[0]))
+    sign_in(client, "station")
+    assert upload(client, path, token=False).status_code == 400
+    assert client.post("/admin/citizens/import/confirm", data={"token": "0" * 32}).status_code == 400
+    client.delete_cookie("session")
+    sign_in(client, "leader")
+    assert client.get("/admin/citizens/import/").status_code == 403
+    assert Citizen.select().count() == 0
+
+
+def test_the_page_explains_a_bad_file_and_a_too_large_one(client, station, tmp_path, monkeypatch):
+    sign_in(client, "station")
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(b"not a workbook")
+    page = client.get(upload(client, bad).headers["Location"])
+    assert "bad.xlsx" in page.text and "Excel" in page.text
+    monkeypatch.setattr("admin_views.imports.MAX_UPLOAD_BYTES", 100)
+    big = write_csv(tmp_path / "big.csv", good_rows(station[0]))
+    page = client.get(upload(client, big).headers["Location"])
+    assert "MB" in page.text and Citizen.select().count() == 0
+
+
+def test_the_template_downloads_with_the_vietnamese_headers(client, station):
+    sign_in(client, "station")
+    response = client.get("/admin/citizens/import/template.xlsx")
+    header = next(load_workbook(io.BytesIO(response.data)).active.values)
+    assert header[:3] == ("Họ và tên", "Ngày sinh", "Giới tính")
