@@ -154,12 +154,12 @@ def test_the_rejected_file_can_be_fixed_and_imported_again(wards, tmp_path):
     [
         ("zero.xlsx", b"", "0 byte"),
         ("zero.csv", b"", "0 byte"),
-        ("blank.csv", b"\r\n ,, \r\n", "no header"),
-        ("header-only.csv", "Họ và tên,Mã xã/phường\r\n".encode(), "no citizens"),
-        ("renamed.xlsx", b"Ho va ten,Ma xa\r\nAn,1\r\n", "not an Excel"),
+        ("blank.csv", b"\r\n ,, \r\n", "không có dòng tiêu đề"),
+        ("header-only.csv", "Họ và tên,Mã xã/phường\r\n".encode(), "không có công dân"),
+        ("renamed.xlsx", b"Ho va ten,Ma xa\r\nAn,1\r\n", "không phải là bảng tính Excel"),
         ("wrong-header.csv", "Tên,Mã xã/phường\r\nAn,06652\r\n".encode(), "“Tên”"),
         ("missing.csv", "Họ và tên,Ngày sinh\r\nAn,01/01/1990\r\n".encode(), "“Mã xã/phường”"),
-        ("twice.csv", "Họ và tên,full_name,Mã xã/phường\r\nAn,An,06652\r\n".encode(), "twice"),
+        ("twice.csv", "Họ và tên,full_name,Mã xã/phường\r\nAn,An,06652\r\n".encode(), "hai lần"),
         ("notes.txt", b"full_name\r\n", ".xlsx"),
     ],
 )
@@ -406,3 +406,17 @@ def test_the_template_downloads_with_the_vietnamese_headers(client, station):
     response = client.get("/admin/citizens/import/template.xlsx")
     header = next(load_workbook(io.BytesIO(response.data)).active.values)
     assert header[:3] == ("Họ và tên", "Ngày sinh", "Giới tính")
+
+
+def test_an_issued_health_code_never_takes_one_a_later_row_of_the_file_holds(wards, tmp_path, monkeypatch):
+    codes = iter(["CLASH-0001", "FRESH-0002"])
+    monkeypatch.setattr(citizen_import, "new_health_code", lambda province, rng: next(codes))
+    rows = [
+        ["full_name", "date_of_birth", "health_code", "ward_code"],
+        ["Không mã", "01/01/1980", "", wards[0]],
+        ["Có mã cũ", "02/02/1982", "clash-0001", wards[0]],
+    ]
+    result = import_citizens(write_csv(tmp_path / "codes.csv", rows), Scope.everything(), batch_size=1)
+    assert result.counts_line() == "created=2 updated=0 unchanged=0 rejected=0", result.rejected
+    assert Citizen.get(Citizen.full_name == "Không mã").health_code == "FRESH-0002"
+    assert Citizen.get(Citizen.full_name == "Có mã cũ").health_code == "CLASH-0001"
