@@ -597,7 +597,8 @@ class _Importer:
         issued = [row for row in rows if not row["health_code"]]
         self._issue_health_codes(rows)
         for row in issued:
-            row["search_text"] = Citizen(**{name: row[name] for name in SEARCHED_FIELDS}).build_search_text()
+            # The rest of the search text is already folded; word order does not matter to the search.
+            row["search_text"] = f"{row['search_text']} {fold(row['health_code'])}".strip()
         insert_citizens(rows)
         codes = [row["health_code"] for row in rows]
         ids = [i for (i,) in Citizen.select(Citizen.id).where(Citizen.health_code.in_(codes)).tuples()]
@@ -638,7 +639,6 @@ class _Importer:
         )
 
 
-SEARCHED_FIELDS = ("full_name", "permanent_address", "health_code", "national_id", "insurance_number", "phone")
 INSERTED_FIELDS = (*IMPORTED_FIELDS, "household", "search_text", "created_at", "updated_at")
 
 

@@ -93,6 +93,7 @@ def test_a_good_file_creates_citizens_households_and_health_codes(wards, tmp_pat
     assert is_portal_health_code(an.health_code) and an.health_code.startswith("22")
     assert an.household.book_number == "HK-1" and Household.select().count() == 1
     assert Citizen.matching("nguyen van an").count() == 1
+    assert list(Citizen.matching(an.health_code)) == [an]  # the issued code is searchable
 
 
 def test_every_kind_of_bad_row_is_rejected_with_row_column_and_reason(wards, tmp_path):
