@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import time
 from pathlib import Path
 
 from flask import abort
@@ -34,8 +35,20 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 SESSION_KEY = "citizen_imports"
 
 
+# Uploads previewed but never imported are removed after this long (seconds).
+KEEP_UPLOADS_FOR = 24 * 3600
+
+
 def upload_dir():
-    return Path(current_app.instance_path) / "imports"
+    return Path(current_app.config.get("IMPORT_DIR") or Path(current_app.instance_path) / "imports")
+
+
+def remove_old_uploads(folder):
+    """Uploads and rejected-rows files older than KEEP_UPLOADS_FOR: nobody will import them now."""
+    cutoff = time.time() - KEEP_UPLOADS_FOR
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
 
 
 class CitizenImportView(BaseView):
@@ -86,6 +99,7 @@ class CitizenImportView(BaseView):
         token = secrets.token_hex(16)
         folder = upload_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        remove_old_uploads(folder)
         path = folder / f"{token}{suffix}"
         upload.save(path)
         if path.stat().st_size > MAX_UPLOAD_BYTES:

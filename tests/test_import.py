@@ -329,8 +329,9 @@ def test_the_template_has_the_vietnamese_headers_and_imports_as_is(wards, tmp_pa
 
 
 @pytest.fixture
-def station(app):
+def station(app, tmp_path):
     """A commune station covering the first ward, its account, and a department leader."""
+    app.config["IMPORT_DIR"] = str(tmp_path / "uploads")
     with app.app_context():
         wards = wards_of(QUANG_NINH, 3)
         unit = make_unit(wards=[wards[0]], code="TYT-TEST")
@@ -374,6 +375,7 @@ def test_the_page_previews_a_dry_run_then_imports_in_the_background(app, client,
     assert summary.actor == "station" and summary.details["file"] == "xa.csv"
     done = client.get(confirm.headers["Location"])
     assert "created=3" in done.text
+    assert not list((tmp_path / "uploads").glob("*.csv"))  # the upload is gone once imported
     download = client.get(f"/admin/citizens/import/jobs/{job.id}/rejected.xlsx")
     assert download.status_code == 200 and download.data[:2] == b"PK"
     download.close()
