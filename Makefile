@@ -32,8 +32,11 @@ run: $(VENV)/.installed-run translations
 test: $(VENV)/.installed-dev translations
 	$(PY) -m pytest
 
+# The back office and citizens' pages (and the demo-data load), then reports on the same data, then risk triage.
 bench: $(VENV)/.installed-dev translations
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.reports $(REPORTS_BENCH_ARGS)
+	$(PY) -m bench.risk $(RISK_BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -98,8 +98,15 @@ def register_commands(app):
     @click.option("--province", default=22, show_default=True, type=int)
     @click.option("--seed", default=1, show_default=True, type=int)
     @click.option("--if-empty", is_flag=True, help="only when the database has no health units yet")
-    def demo_data_command(citizens, province, seed, if_empty):
+    @click.option(
+        "--declarations",
+        default=None,
+        type=click.IntRange(0, 10_000_000),
+        help="risk declarations to make for the citizens  [default: one per 10 citizens]",
+    )
+    def demo_data_command(citizens, province, seed, if_empty, declarations):
         """Load deterministic demo data for one province."""
+        from services import demo_risk
         from services.demo_data import DemoDataError
         from services.demo_data import generate
 
@@ -111,6 +118,9 @@ def register_commands(app):
                 result = generate(citizens=citizens, province_code=province, seed=seed, echo=click.echo)
             except DemoDataError as exc:
                 raise click.ClickException(str(exc)) from exc
+            wanted = citizens // 10 if declarations is None else declarations
+            made = demo_risk.generate(wanted, seed=seed) if wanted else 0
+            click.echo(f"demo data: {made:,} risk declarations, each in a case for the CDC and the communes to triage")
         for line in result.summary_lines():
             click.echo(line)
 

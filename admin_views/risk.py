@@ -244,21 +244,7 @@ class RiskCaseView(PortalModelView):
         "unit": lambda v, c, m, n: m.unit.name if m.unit_id else "",
         "assignee": lambda v, c, m, n: m.assignee.full_name if m.assignee_id else "",
     }
-    column_details_list = [
-        "number",
-        "risk_level",
-        "status",
-        "disease",
-        "full_name",
-        "date_of_birth",
-        "phone",
-        "ward",
-        "unit",
-        "assignee",
-        "opened_at",
-        "touched_at",
-        "closed_at",
-    ]
+    column_details_list = column_export_list
     list_template = "admin/risk_case_list.html"
     details_template = "admin/risk_case_details.html"
 

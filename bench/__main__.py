@@ -27,6 +27,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from peewee import fn  # noqa: E402
 
+import config  # noqa: E402
 from bench import load as concurrent_load  # noqa: E402
 from migrations import migrate  # noqa: E402
 from models.accounts import Role  # noqa: E402
@@ -268,13 +269,18 @@ def main(argv=None):
         url = database_url(kind, args)
         loaded = load(kind, url, args)
         pages, context = run_pages(url, args)
-        print("  citizens' pages under waitress, 16 concurrent clients on loopback…", flush=True)
-        concurrent = concurrent_load.run(url, db, seconds=args.seconds)
-        for name in ("record page", "trivial route", "lookup POST"):
-            figures = concurrent[name]
-            print(f"  {name:14} {figures['requests_per_second']:7.1f} req/s  median {figures['median_ms']:6.1f} ms  "
-                  f"p99 {figures['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
-        print(f"  lookup POST at {concurrent['lookup_vs_trivial']:.0%} of the trivial route's rate", flush=True)
+        concurrent = {}
+        for processes in sorted({1, config.load_settings({})["WEB_PROCESSES"]}):
+            print(f"  citizens' pages under waitress, {processes} process(es), 16 concurrent clients…", flush=True)
+            figures_by_load = concurrent_load.run(url, db, seconds=args.seconds, processes=processes)
+            for name in ("record page", "trivial route", "lookup POST"):
+                figures = figures_by_load[name]
+                print(f"  {name:14} {figures['requests_per_second']:7.1f} req/s  median {figures['median_ms']:6.1f} ms  "
+                      f"p99 {figures['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
+            print(
+                f"  lookup POST at {figures_by_load['lookup_vs_trivial']:.0%} of the trivial route's rate", flush=True
+            )
+            concurrent[f"{processes} process(es)"] = figures_by_load
         result = {
             "database": kind,
             "citizens": args.citizens,

@@ -689,7 +689,21 @@ class Declaration(BaseModel):
     def of_citizen(cls, citizen_id, limit=50):
         """A citizen's declarations, newest first, with their checklist and case."""
         return (
-            cls.select(cls, RiskCase, ChecklistVersion, Checklist)
+            # The columns a list of declarations shows: the answers and the person stay in the database.
+            cls.select(
+                cls.id,
+                cls.number,
+                cls.declared_at,
+                cls.risk_level,
+                cls.case,
+                cls.version,
+                RiskCase.id,
+                RiskCase.status,
+                ChecklistVersion.id,
+                ChecklistVersion.checklist,
+                Checklist.id,
+                Checklist.name,
+            )
             .join_from(cls, RiskCase)
             .join_from(cls, ChecklistVersion)
             .join_from(ChecklistVersion, Checklist)

@@ -14,6 +14,11 @@ from models.records import Encounter
 from models.records import Vaccination
 from models.records import Vaccine
 from models.reporting import SavedReport
+from models.risk import CaseStatus
+from models.risk import Declaration
+from models.risk import Disease
+from models.risk import RiskCase
+from models.risk import RiskLevel
 from models.units import HealthUnit
 from models.validation import FieldError
 from reports.base import FILTER_LABELS
@@ -24,11 +29,13 @@ from reports.base import Column
 from reports.base import Filters
 from reports.base import Report
 from reports.base import in_period
+from reports.base import in_utc_period
 from reports.base import in_wards
 from reports.base import percent
 from reports.base import scope_wards
 from reports.base import where_all
 from reports.coverage import ward_names
+from reports.declarations import local_day
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 MAX_GROUPS = 100_000
@@ -54,6 +61,10 @@ def _gender_names(values):
     return {code: label for code, label in GENDERS}
 
 
+def _labels(labels):
+    return lambda values: {code: str(label) for code, label in labels.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class GroupField:
     """A field rows can be grouped by: its SQL expression and, optionally, how codes become names."""
@@ -66,16 +77,19 @@ class GroupField:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Rows the builder can count: a query joined to Citizen (for the scope) and what it offers."""
+    """Rows the builder can count: a query, the commune that scopes each row, and what it offers."""
 
     key: str
     label: str
-    query: object  # callable() -> the base query, joined to Citizen
+    query: object  # callable() -> the base query, joined to whatever ward_field and person_field need
     date_field: object
     groups: tuple
     filters: tuple
     vaccine_field: object = None
     disease_field: object = None
+    ward_field: object = Citizen.ward  # the commune that decides who may see the row
+    person_field: object = Citizen.id  # what "distinct citizens" counts
+    period: object = in_period  # (date_field, filters) -> conditions
 
     def group(self, key):
         for field in self.groups:
@@ -132,6 +146,26 @@ DATASETS = {
             GroupField("gender", N_("Gender"), Citizen.gender, _gender_names),
         ),
         filters=("date_from", "date_to", "ward", "unit"),
+    ),
+    # Declarations name a person who may have no citizen record yet: their own commune scopes
+    # them, and a person is the case's person key (one per person and disease).
+    "declarations": Dataset(
+        key="declarations",
+        label=N_("Risk declarations"),
+        query=lambda: Declaration.select().join(RiskCase).join(Disease),
+        date_field=Declaration.declared_at,
+        groups=(
+            GroupField("commune", N_("Commune/ward"), Declaration.ward, ward_names),
+            GroupField("risk_level", N_("Risk level"), Declaration.risk_level, _labels(RiskLevel.LABELS)),
+            GroupField("status", N_("Case status"), RiskCase.status, _labels(CaseStatus.LABELS)),
+            GroupField("disease", N_("Disease"), Disease.name),
+            GroupField("day", N_("Day"), local_day(Declaration.declared_at)),
+        ),
+        filters=("date_from", "date_to", "ward", "unit", "disease"),
+        disease_field=Disease.name,
+        ward_field=Declaration.ward,
+        person_field=RiskCase.person_key,
+        period=in_utc_period,
     ),
 }
 
@@ -192,12 +226,12 @@ def run_definition(definition, scope, filters):
     filters = Filters.from_mapping(definition.get("filters") or {}, allowed=dataset.filters).merged(filters)
     groups = [dataset.group(key) for key in definition["group_by"]]
     selected = [g.expression.alias(f"g{i}") for i, g in enumerate(groups)]
-    selected.append(fn.COUNT(Citizen.id).alias("n"))
-    selected.append(fn.COUNT(Citizen.id.distinct()).alias("d"))
+    selected.append(fn.COUNT(dataset.person_field).alias("n"))
+    selected.append(fn.COUNT(dataset.person_field.distinct()).alias("d"))
     query = dataset.query().select(*selected).group_by(*[g.expression for g in groups])
-    conditions = [in_wards(Citizen.ward, scope_wards(scope, filters))]
+    conditions = [in_wards(dataset.ward_field, scope_wards(scope, filters))]
     if dataset.date_field is not None:
-        conditions.extend(in_period(dataset.date_field, filters))
+        conditions.extend(dataset.period(dataset.date_field, filters))
     if dataset.vaccine_field is not None and filters.vaccine is not None:
         conditions.append(dataset.vaccine_field == filters.vaccine)
     if dataset.disease_field is not None and filters.disease:

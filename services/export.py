@@ -19,6 +19,7 @@ from services.display import format_datetime
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_FIRST = frozenset(FORMULA_STARTS)
 # Excel's sheet limit; one row is the header.
 XLSX_MAX_ROWS = 1_048_576
 CSV_CHUNK_ROWS = 2_000
@@ -53,18 +54,32 @@ def cell_value(value):
     return value
 
 
-def csv_chunks(header, rows, convert=cell_value, chunk_rows=CSV_CHUNK_ROWS, counter=None):
+def plain_cells(row):
+    """A row of text, whole numbers and None (a line list's) as CSV cells, text escaped.
+
+    The same as cell_value on each value, for the types a line list holds, at a fraction of the
+    cost: a million rows go through here.
+    """
+    return [
+        ("'" + v if v and v[0] in FORMULA_FIRST else v) if v.__class__ is str else ("" if v is None else v) for v in row
+    ]
+
+
+def csv_chunks(header, rows, convert=cell_value, chunk_rows=CSV_CHUNK_ROWS, counter=None, cells=None):
     """UTF-8 bytes of a CSV with a BOM, a few thousand rows at a time (constant memory).
 
+    convert turns each value into a cell, or cells (when given) turns a whole row into its cells.
     counter: a list whose first item is incremented per row, so a caller can report progress.
     """
+    if cells is None:
+        cells = lambda row: [convert(v) for v in row]  # noqa: E731
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write(BOM)
     writer.writerow([escape_cell(h) for h in header])
     pending = 0
     for row in rows:
-        writer.writerow([convert(v) for v in row])
+        writer.writerow(cells(row))
         pending += 1
         if pending >= chunk_rows:
             if counter is not None:

@@ -12,6 +12,7 @@ The citizen import (issue 6) registers its own kind the same way.
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import threading
 import time
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 HANDLERS = {}
 # Progress is written at most this often (seconds): each write is an UPDATE.
 PROGRESS_EVERY = 1.0
+KEEP_FINISHED = datetime.timedelta(days=7)
+PURGE_EVERY_SECONDS = 3600
 
 
 def handler(kind):
@@ -84,6 +87,7 @@ class Runner:
 
     def __init__(self, app, result_dir, poll_seconds=5.0):
         self.app = app
+        self._purged_at = None  # time.monotonic() of the last purge
         self.result_dir = Path(result_dir)
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
@@ -119,7 +123,24 @@ class Runner:
                 log.exception("the job worker failed to claim a job")
                 ran = None
             if ran is None:
+                self.purge_if_due()
                 self._wake.wait(self.poll_seconds)
+
+    def purge_if_due(self, clock=time.monotonic):
+        """Once an hour, when idle: drop finished jobs and their files after KEEP_FINISHED.
+
+        Export files hold personal data; they are kept long enough to be downloaded, not forever.
+        """
+        now = clock()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY_SECONDS:
+            return None
+        self._purged_at = now
+        try:
+            with db.connection_context():
+                return purge_finished(KEEP_FINISHED)
+        except Exception:  # noqa: BLE001 - a failed purge is retried at the next one
+            log.exception("the job worker failed to purge old jobs")
+            return None
 
 
 def enqueue(kind, params, owner=None, runner=None):

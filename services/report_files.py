@@ -112,7 +112,9 @@ def line_list_header(line_list):
 
 def line_list_csv_chunks(line_list, scope, filters, counter=None):
     """A line list as CSV bytes, streamed."""
-    return export.csv_chunks(line_list_header(line_list), line_list.rows(scope, filters), counter=counter)
+    return export.csv_chunks(
+        line_list_header(line_list), line_list.rows(scope, filters), counter=counter, cells=export.plain_cells
+    )
 
 
 def write_line_list(line_list, scope, filters, fmt, output, total=None, counter=None):
@@ -176,7 +178,9 @@ def run_line_list_job(job, context):
         written = export.lines_xlsx(line_list_header(line_list), widths, progressing(), path, total, counter=counter)
     else:
         with open(path, "wb") as handle:
-            for chunk in export.csv_chunks(line_list_header(line_list), progressing(), counter=counter):
+            for chunk in export.csv_chunks(
+                line_list_header(line_list), progressing(), counter=counter, cells=export.plain_cells
+            ):
                 handle.write(chunk)
         written = counter[0]
     context.progress(written, total, force=True)

@@ -57,12 +57,21 @@ def postgres_url():
 
 
 def _empty_postgres(url):
+    """Empty every table, then put back what the migrations seed: as fresh as SQLite's template copy."""
+    from migrations import available
+
     database = open_database(url)
+    db.initialize(database)
     with database.connection_context():
         tables = [t for t in database.get_tables() if t not in KEPT_TABLES]
         if tables:
             quoted = ", ".join(f'"{t}"' for t in tables)
             database.execute_sql(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
+        for _name, module in available():
+            seed = getattr(module, "seed_defaults", None)
+            if seed:
+                with db.atomic():
+                    seed()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

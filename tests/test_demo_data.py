@@ -104,6 +104,20 @@ def test_the_command_prints_accounts_and_loads_only_into_an_empty_database(app):
     assert refused.exit_code == 1 and "already has demo units" in refused.output
     assert "Traceback" not in refused.output
     assert Citizen.select().count() == 120
+    # One declaration per 10 citizens by default, each in a case someone can triage.
+    from models.risk import Declaration
+    from models.risk import RiskCase
+
+    assert "12 risk declarations" in result.output
+    assert Declaration.select().count() == 12 and RiskCase.select().count() >= 1
+
+
+def test_the_command_makes_as_many_declarations_as_asked(app):
+    from models.risk import Declaration
+
+    result = app.test_cli_runner().invoke(args=["demo-data", "--citizens", "60", "--declarations", "25"])
+    assert result.exit_code == 0, result.output
+    assert Declaration.select().count() == 25
 
 
 def test_generated_citizens_are_found_without_diacritics(app):

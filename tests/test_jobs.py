@@ -153,3 +153,28 @@ def test_xlsx_beyond_the_sheet_limit_is_refused_with_a_clear_message(world, clie
     Job.enqueue("export_lines", {"line_list": "citizens", "format": "xlsx", "filters": {}, "wards": None})
     failed = run_one(tmp_path, app=app)
     assert failed.status == JobStatus.FAILED and "6 dòng" in failed.message
+
+
+def test_finished_jobs_and_their_files_go_after_a_week_once_an_hour(app, tmp_path):
+    now = datetime.datetime(2026, 11, 20, 12, 0)
+    old_file, new_file = tmp_path / "old.csv", tmp_path / "new.csv"
+    old_file.write_text("personal data")
+    new_file.write_text("personal data")
+    old = Job.enqueue("export_lines", {})
+    new = Job.enqueue("export_lines", {})
+    running = Job.enqueue("export_lines", {})
+    Job.update(status=JobStatus.DONE, finished_at=now - datetime.timedelta(days=8), result_path=str(old_file)).where(
+        Job.id == old.id
+    ).execute()
+    Job.update(status=JobStatus.DONE, finished_at=now - datetime.timedelta(days=1), result_path=str(new_file)).where(
+        Job.id == new.id
+    ).execute()
+    assert jobs.purge_finished(jobs.KEEP_FINISHED, now=now) == 1
+    assert not old_file.exists() and new_file.exists()
+    assert {j.id for j in Job.select()} == {new.id, running.id}
+
+    runner = Runner(app, tmp_path)
+    ticks = iter([1000.0, 1000.0 + 60, 1000.0 + 3601])
+    assert runner.purge_if_due(clock=lambda: next(ticks)) == 0  # first idle moment: purges
+    assert runner.purge_if_due(clock=lambda: next(ticks)) is None  # a minute later: not yet
+    assert runner.purge_if_due(clock=lambda: next(ticks)) == 0  # an hour later: again

@@ -199,3 +199,41 @@ def test_declarations_per_day_level_and_status_with_the_median_wait(world):
     assert list(station["declarations"]) == [2]
     first_day = report.run(Scope.everything(), Filters(date_to=datetime.date(2026, 11, 1)))
     assert sum(first_day["declarations"]) == 3
+
+
+def test_the_builder_counts_declarations_by_level_scoped_by_the_persons_commune(world):
+    from migrations.m0004_risk_declarations import DEFAULT_CHECKLIST
+    from migrations.m0004_risk_declarations import seed_defaults
+    from models.risk import Checklist
+    from models.risk import declare
+    from reports import builder
+    from tests.test_risk_model import NO_SYMPTOMS
+    from tests.test_risk_model import person_of
+
+    seed_defaults()
+    version = Checklist.get(Checklist.name == DEFAULT_CHECKLIST).current_version()
+    people, nurse = world["people"], world["staff"]["station"]
+    morning = datetime.datetime(2026, 11, 1, 1, 0)
+    for key, hours in (("an", 0), ("an", 30), ("chi", 1), ("dung", 2)):
+        declare(version, person_of(people[key]), dict(NO_SYMPTOMS), morning + datetime.timedelta(hours=hours))
+    definition = builder.validate(
+        "declarations-by-level",
+        "Khai báo theo mức",
+        "declarations",
+        ["commune", "risk_level"],
+        ["count", "distinct"],
+        {},
+    )
+    everything = builder.run_definition(definition, Scope.everything(), Filters())
+    # An declared twice (the second attaches to the same case): 4 declarations of 3 people.
+    assert sum(everything["count"]) == 4 and sum(everything["distinct"]) == 3
+    assert set(everything["risk_level"]) == {"Low"}
+    by_ward = {row.ward_code: (row.count, row.distinct) for row in everything.itertuples()}
+    station_wards = set(nurse.scope().ward_codes)
+    mine = builder.run_definition(definition, nurse.scope(), Filters())
+    assert {row.ward_code: (row.count, row.distinct) for row in mine.itertuples()} == {
+        ward: counts for ward, counts in by_ward.items() if ward in station_wards
+    }
+    assert len(mine) < len(everything)
+    first_day = builder.run_definition(definition, Scope.everything(), Filters(date_to=datetime.date(2026, 11, 1)))
+    assert sum(first_day["count"]) == 3

@@ -174,3 +174,9 @@ def test_the_citizens_line_list_streams_in_constant_memory(app):
     assert big_lines == 30_001 + 1  # header, the sample row and 30,000
     # Six times the rows, about the same memory: pages and chunks, never the whole table.
     assert big_peak < small_peak * 1.5 + 256 * 1024, (small_peak, big_peak)
+
+
+def test_line_list_cells_are_escaped_like_every_other_cell():
+    row = ("=HYPERLINK(1)", "+84912345678", "-5", "@SUM(A1)", "\tx", "\rx", "Nguyễn Văn An", "", None, 6652, 0)
+    assert export.plain_cells(row) == [export.cell_value(v) for v in row]
+    assert export.plain_cells(row)[:4] == ["'=HYPERLINK(1)", "'+84912345678", "'-5", "'@SUM(A1)"]

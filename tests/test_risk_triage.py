@@ -132,6 +132,16 @@ def test_a_transition_through_the_page_is_recorded_and_audited(app, trio, frozen
     assert views >= 1
 
 
+def test_the_case_page_gives_every_field_its_own_id_and_label(app, trio):
+    # Two forms on one page: a repeated id would tie the second form's labels to the first.
+    client = signed_in(app, "owner")
+    page = client.get(f"/admin/risk_case/details/?id={trio['own'].id}").text
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for target in re.findall(r'<label for="([^"]+)"', page):
+        assert target in ids
+
+
 def test_a_refused_transition_changes_nothing(app, trio):
     client = signed_in(app, "owner")
     response = move(client, trio["own"], CaseStatus.CONFIRMED)
