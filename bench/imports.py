@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(PROJECT_DIR))
+
+from bench import peak_rss_mb  # noqa: E402
 
 ROWS_PER_SECOND = 20_000
 PEAK_MB = 500
@@ -108,7 +109,7 @@ def child(url, csv_path):
             seconds = time.perf_counter() - started
             figures[run] = {"seconds": round(seconds, 3), "rows": result.total, "counts": result.counts_line()}
             figures[run]["rows_per_second"] = round(result.total / seconds)
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(figures))
 
 

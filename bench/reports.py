@@ -29,6 +29,7 @@ PROJECT_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from bench import __main__ as portal_bench  # noqa: E402
+from bench import peak_rss_mb  # noqa: E402
 from models.base import db  # noqa: E402
 from models.base import open_database  # noqa: E402
 
@@ -149,14 +150,14 @@ def export_child(url):
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-reports", "SMS_BACKEND": "console"})
     rows = 0
     size = 0
-    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline_mb = peak_rss_mb()
     with app.app_context(), db.connection_context():
         started = time.perf_counter()
         for chunk in report_files.line_list_csv_chunks(CITIZENS, Scope.everything(), Filters()):
             size += len(chunk)
             rows += chunk.count(b"\r\n")
         seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {"rows": rows - 1, "seconds": seconds, "bytes": size, "peak_mb": peak_mb, "baseline_mb": baseline_mb}
