@@ -12,6 +12,7 @@ from peewee import IntegerField
 from peewee import TextField
 
 from models.base import BaseModel
+from models.base import PreparedQuery
 from models.base import utcnow
 from models.citizens import Citizen
 from models.units import HealthUnit
@@ -174,30 +175,57 @@ def vaccination_status(citizen, doses=None):
     received = {}
     for dose in doses:
         received[dose.vaccine_id] = max(received.get(dose.vaccine_id, 0), dose.dose_number)
-    active = Vaccine.select(Vaccine.id, Vaccine.code, Vaccine.name).where(Vaccine.active).order_by(Vaccine.name)
-    return [(v, received.get(v.id, 0)) for v in active]
+    return [(v, received.get(v.id, 0)) for v in _ACTIVE_VACCINES()]
 
 
-def record_of(citizen, with_family=True):
-    """The parts of one citizen's health record, each newest or most relevant first.
-
-    Each part is one query over the columns the record pages show: the citizen's page is the
-    portal's hottest read, and building SQL for every column of a wide table costs more than
-    running it.
-    """
-    from models.citizens import Citizen as CitizenModel
-
-    members = []
-    if citizen.household_id:
-        members = list(
-            CitizenModel.select(
-                CitizenModel.id, CitizenModel.full_name, CitizenModel.date_of_birth, CitizenModel.relation_to_head
-            )
-            .where(CitizenModel.household == citizen.household_id)
-            .order_by(CitizenModel.date_of_birth)
+# The record pages' queries, over the columns they show, each composed once (PreparedQuery):
+# the citizen's page is the portal's hottest read.
+_ACTIVE_VACCINES = PreparedQuery(
+    lambda: Vaccine.select(Vaccine.id, Vaccine.code, Vaccine.name).where(Vaccine.active).order_by(Vaccine.name)
+)
+_MEMBERS = PreparedQuery(
+    lambda household_id: (
+        Citizen.select(Citizen.id, Citizen.full_name, Citizen.date_of_birth, Citizen.relation_to_head)
+        .where(Citizen.household == household_id)
+        .order_by(Citizen.date_of_birth, Citizen.id)
+    )
+)
+_CONDITIONS = PreparedQuery(
+    lambda citizen_id: (
+        Condition.select(Condition.id, Condition.name, Condition.icd10_code, Condition.since)
+        .where(Condition.citizen == citizen_id)
+        .order_by(Condition.id)
+    )
+)
+_ALLERGIES = PreparedQuery(
+    lambda citizen_id: (
+        Allergy.select(Allergy.id, Allergy.substance, Allergy.reaction)
+        .where(Allergy.citizen == citizen_id)
+        .order_by(Allergy.id)
+    )
+)
+_ENCOUNTERS = PreparedQuery(
+    lambda citizen_id: (
+        Encounter.select(
+            Encounter.id,
+            Encounter.date,
+            Encounter.facility,
+            Encounter.facility_name,
+            Encounter.icd10_code,
+            Encounter.diagnosis,
+            HealthUnit.id,
+            HealthUnit.name,
         )
+        .join(HealthUnit, JOIN.LEFT_OUTER, on=(Encounter.facility == HealthUnit.id))
+        .where(Encounter.citizen == citizen_id)
+        .order_by(Encounter.date.desc(), Encounter.id.desc())
+    )
+)
+
+
+def _vaccinations(citizen_id):
     site = HealthUnit.alias()
-    vaccinations = list(
+    return (
         Vaccination.select(
             Vaccination.id,
             Vaccination.vaccine,
@@ -212,37 +240,23 @@ def record_of(citizen, with_family=True):
         )
         .join_from(Vaccination, Vaccine)
         .join_from(Vaccination, site, JOIN.LEFT_OUTER, on=(Vaccination.site == site.id))
-        .where(Vaccination.citizen == citizen.id)
+        .where(Vaccination.citizen == citizen_id)
         .order_by(Vaccination.date, Vaccination.id)
     )
+
+
+_VACCINATIONS = PreparedQuery(_vaccinations)
+
+
+def record_of(citizen, with_family=True):
+    """The parts of one citizen's health record, each newest or most relevant first."""
+    vaccinations = _VACCINATIONS(citizen.id)
     return {
-        "members": members,
+        "members": _MEMBERS(citizen.household_id) if citizen.household_id else [],
         "family": citizen.family() if with_family else [],
-        "conditions": list(
-            Condition.select(Condition.id, Condition.name, Condition.icd10_code, Condition.since)
-            .where(Condition.citizen == citizen.id)
-            .order_by(Condition.id)
-        ),
-        "allergies": list(
-            Allergy.select(Allergy.id, Allergy.substance, Allergy.reaction)
-            .where(Allergy.citizen == citizen.id)
-            .order_by(Allergy.id)
-        ),
-        "encounters": list(
-            Encounter.select(
-                Encounter.id,
-                Encounter.date,
-                Encounter.facility,
-                Encounter.facility_name,
-                Encounter.icd10_code,
-                Encounter.diagnosis,
-                HealthUnit.id,
-                HealthUnit.name,
-            )
-            .join(HealthUnit, JOIN.LEFT_OUTER, on=(Encounter.facility == HealthUnit.id))
-            .where(Encounter.citizen == citizen.id)
-            .order_by(Encounter.date.desc(), Encounter.id.desc())
-        ),
+        "conditions": _CONDITIONS(citizen.id),
+        "allergies": _ALLERGIES(citizen.id),
+        "encounters": _ENCOUNTERS(citizen.id),
         "vaccinations": vaccinations,
         "vaccine_status": vaccination_status(citizen, vaccinations),
     }

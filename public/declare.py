@@ -26,6 +26,7 @@ from wtforms.validators import Optional
 
 from models.audit import Action
 from models.audit import AuditEvent
+from models.base import PreparedQuery
 from models.base import db
 from models.citizens import Citizen
 from models.labels import FIELD_LABELS
@@ -491,7 +492,10 @@ def past_declarations(citizen_id):
     """A citizen's declarations for the record page, newest first."""
     if not citizen_id:
         return []
-    return list(Declaration.of_citizen(citizen_id, limit=20))
+    return _PAST_DECLARATIONS(citizen_id, 20)
+
+
+_PAST_DECLARATIONS = PreparedQuery(lambda citizen_id, limit: Declaration.of_citizen(citizen_id, limit=limit))
 
 
 @bp.app_context_processor

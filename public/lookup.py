@@ -11,9 +11,11 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import SelectField
 from wtforms import StringField
 from wtforms import TextAreaField
@@ -24,6 +26,7 @@ from wtforms.validators import ValidationError
 
 from models.audit import Action
 from models.audit import AuditEvent
+from models.base import PreparedQuery
 from models.base import db
 from models.citizens import Citizen
 from models.corrections import CORRECTABLE_FIELDS
@@ -55,6 +58,22 @@ RECORD_COLUMNS = (
     Citizen.ward,
     Citizen.permanent_address,
     Citizen.household,
+)
+# The record page's reads, composed once each (PreparedQuery); a page of the portal's hottest path.
+_SESSION = PreparedQuery(lambda token: CitizenSession.select().where(CitizenSession.token == token))
+_CITIZEN = PreparedQuery(
+    lambda citizen_id: Citizen.select(*RECORD_COLUMNS, Ward.code, Ward.name).join(Ward).where(Citizen.id == citizen_id)
+)
+_STAFF_VIEWS = PreparedQuery(
+    lambda citizen_id, action, limit: AuditEvent.staff_views_of(citizen_id, limit=limit, with_unit_names=True)
+)
+_CORRECTIONS = PreparedQuery(
+    lambda citizen_id, limit: (
+        CorrectionRequest.select()
+        .where(CorrectionRequest.citizen == citizen_id)
+        .order_by(CorrectionRequest.id.desc())
+        .limit(limit)
+    )
 )
 SESSION_CHALLENGE = "lookup_challenge"
 SESSION_CITIZEN = "citizen_session"
@@ -198,12 +217,26 @@ def verify():
     return render_template("public/lookup.html", form=LookupForm(formdata=None)), 400
 
 
+_CORRECTION_FIELDS = {}  # language -> the correction form's fields, rendered
+
+
+def _correction_fields():
+    """The correction form's fields, empty as every record page shows them, rendered once per language."""
+    language = str(get_locale())
+    html = _CORRECTION_FIELDS.get(language)
+    if html is None:
+        form = CorrectionForm(formdata=None, meta={"csrf": False})
+        html = _CORRECTION_FIELDS[language] = Markup(render_template("public/_correction_fields.html", form=form))
+    return html
+
+
 def current_citizen_session():
     """The citizen's valid session, or None."""
     token = session.get(SESSION_CITIZEN)
     if not token:
         return None
-    citizen_session = CitizenSession.get_or_none(CitizenSession.token == token)
+    found = _SESSION(token)
+    citizen_session = found[0] if found else None
     if citizen_session is None or not citizen_session.is_valid(clock.now()):
         session.pop(SESSION_CITIZEN, None)
         return None
@@ -222,15 +255,11 @@ def record():
     if citizen_session is None:
         flash(_("Your session has ended. Please look up your record again."), "info")
         return redirect(url_for("lookup.lookup"), 303)
-    citizen = (
-        Citizen.select(*RECORD_COLUMNS, Ward.code, Ward.name)
-        .join(Ward)
-        .where(Citizen.id == citizen_session.citizen_id)
-        .get_or_none()
-    )
-    if citizen is None:
+    found = _CITIZEN(citizen_session.citizen_id)
+    if not found:
         abort(404)
-    staff_views = list(AuditEvent.staff_views_of(citizen.id, with_unit_names=True))
+    citizen = found[0]
+    staff_views = _STAFF_VIEWS(citizen.id, Action.VIEW, 50)
     AuditEvent.record(
         Action.VIEW,
         object_type="citizen",
@@ -244,9 +273,8 @@ def record():
         citizen=citizen,
         record=record_of(citizen, with_family=False),
         staff_views=staff_views,
-        corrections=list(citizen.correction_requests.order_by(CorrectionRequest.id.desc()).limit(20)),
-        correction_form=CorrectionForm(formdata=None),
-        sign_out_form=ResendForm(formdata=None),
+        corrections=_CORRECTIONS(citizen.id, 20),
+        correction_fields=_correction_fields,
         printable=request.args.get("print") == "1",
     )
 

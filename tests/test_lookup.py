@@ -435,3 +435,16 @@ def test_simultaneous_requests_cannot_overspend_a_limit(app, citizen, frozen):
         thread.join()
     assert sorted(outcomes) == [False] * 5 + [True] * 3
     assert RateEvent.select().where(RateEvent.key == f"phone:{PHONE}").count() == 3
+
+
+def test_the_record_page_speaks_the_chosen_language_in_the_correction_form(app, client, citizen):
+    # The form's fields are rendered once per language and kept: one language must never leak into another.
+    page = ask(client, citizen.health_code)
+    assert verify(client, last_code(app), page).status_code == 303
+    vietnamese = client.get("/record").text
+    assert "Thông tin cần điều chỉnh" in vietnamese
+    client.get("/lang/en?next=/record")
+    english = client.get("/record").text
+    assert "Detail to correct" in english and "Detail to correct" not in vietnamese
+    client.get("/lang/vi?next=/record")
+    assert client.get("/record").text.count('name="csrf_token"') == 2  # the correction form and sign-out
