@@ -135,13 +135,15 @@ def _send_code(phone, health_code, replaces=None):
         _audit("sms_unavailable")
         return "unavailable"
     keys = rate_limits.keys_for(phone, health_code, request.remote_addr)
+    # Read before the write lock, asked for whether or not the limits allow a send, so that
+    # the time taken does not tell either.
+    citizen_id = Citizen.id_matching(health_code, phone)
     # One write transaction for the count, the challenge and the audit row: on SQLite every
-    # request queues for the one write lock, so it is taken once.
+    # request queues for the one write lock, so it is taken once and held briefly.
     with rate_limits.exclusive(keys):
         if not rate_limits.spend(keys, now):
             _audit("rate_limited")
             return "limited"
-        citizen_id = Citizen.id_matching(health_code, phone)
         challenge, code = otp.start(
             current_app.config["SECRET_KEY"], now, citizen_id, phone, health_code, replaces=replaces
         )

@@ -2,11 +2,13 @@
 
 import contextlib
 import datetime
+import threading
 
 from models.base import db
 from models.base import is_postgres
 from models.lookup import RateEvent
 
+_SQLITE_WRITERS = threading.Lock()
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 # (key prefix, per hour, per day)
@@ -35,7 +37,9 @@ def exclusive(keys):
             yield
         return
     # SQLite: take the write lock at BEGIN, so that the counts read are the counts written against.
-    with db.atomic(lock_type="IMMEDIATE"):
+    # The threads of this process queue for it here first: SQLite makes a waiting writer sleep
+    # in growing steps (up to 100 ms), so a few threads racing for it make a long tail.
+    with _SQLITE_WRITERS, db.atomic(lock_type="IMMEDIATE"):
         yield
 
 
