@@ -9,13 +9,37 @@ MAX_SEARCH_TERMS = 8
 _SEPARATORS = re.compile(r"[\W_]+")
 
 
+def _combining_marks():
+    """A character class of every combining mark in the Basic Multilingual Plane, as ranges."""
+    ranges, start, previous = [], None, None
+    for code in range(0x300, 0x10000):
+        if unicodedata.combining(chr(code)):
+            if start is None:
+                start = code
+            elif code != previous + 1:
+                ranges.append((start, previous))
+                start = code
+            previous = code
+    ranges.append((start, previous))
+    return re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]")
+
+
+_COMBINING = _combining_marks()
+_BEYOND_BMP = re.compile("[\\U00010000-\\U0010ffff]")
+
+
 def fold(text):
     """Lowercase, drop Vietnamese diacritics, map đ to d and collapse punctuation to single spaces."""
     if not text:
         return ""
     text = str(text).lower().replace("đ", "d").replace("Đ", "d")
+    if text.isascii():  # codes, phone and ID numbers, unaccented names: nothing to decompose
+        return _SEPARATORS.sub(" ", text).strip()
     decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    if _BEYOND_BMP.search(decomposed):  # rare: marks beyond the BMP are not in _COMBINING
+        bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    else:
+        bare = _COMBINING.sub("", decomposed)
     return _SEPARATORS.sub(" ", bare).strip()
 
 

@@ -1,5 +1,6 @@
 """Tests for diacritic-insensitive text folding."""
 
+import re
 import unicodedata
 
 import pytest
@@ -57,3 +58,26 @@ def test_search_terms_are_capped_at_eight():
     words = [f"w{number}" for number in range(12)]
     assert MAX_SEARCH_TERMS == 8
     assert search_terms(" ".join(words)) == words[:8]
+
+
+def _fold_by_definition(text):
+    """fold() as its docstring defines it, character by character (slow, obviously right)."""
+    if not text:
+        return ""
+    text = str(text).lower().replace("đ", "d").replace("Đ", "d")
+    bare = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return " ".join(part for part in re.split(r"[\W_]+", bare) if part)
+
+
+def test_fold_matches_its_definition_on_every_bmp_character_and_random_text():
+    import random
+
+    for code in range(0x10000):
+        text = f"a{chr(code)}b"
+        assert fold(text) == _fold_by_definition(text), hex(code)
+    vietnamese = "ăâđêôơưàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵ"
+    alphabet = vietnamese + vietnamese.upper() + "abcxyz ABC0189,./-_\t\u0301\u0323\u0309ñß\U0001d165😀"
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(30)))
+        assert fold(text) == _fold_by_definition(text), repr(text)
