@@ -160,3 +160,20 @@ def test_a_bulk_load_rebuilds_the_schema_it_set_aside(app, monkeypatch):
     # The search triggers are back: a new citizen is found at once.
     newcomer = Citizen.create(full_name="Đỗ Thị Hường", ward=someone.ward_id, phone="0987650000")
     assert Citizen.matching("do thi huong").where(Citizen.id == newcomer.id).count() == 1
+
+
+def test_a_failure_while_building_records_leaves_nothing_and_no_child(app, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(demo_data, "BULK_THRESHOLD", 100)
+
+    def broken(self, size=demo_data.PEOPLE_PER_BATCH):
+        raise RuntimeError("disk full")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(demo_data._RecordsMaker, "batches", broken)
+    before = (HealthUnit.select().count(), Citizen.select().count(), Household.select().count())
+    with pytest.raises(DemoDataError, match="disk full"):
+        generate(citizens=400, province_code=22, seed=5, echo=_quiet)
+    assert (HealthUnit.select().count(), Citizen.select().count(), Household.select().count()) == before
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
