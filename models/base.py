@@ -1,12 +1,16 @@
 """The database proxy, the base model and connection set-up."""
 
 import datetime
+import json
 from pathlib import Path
 
+from peewee import SQL
 from peewee import DatabaseProxy
 from peewee import DateTimeField
 from peewee import Model
+from peewee import NodeList
 from peewee import PostgresqlDatabase
+from peewee import Tuple
 from playhouse.db_url import connect
 from playhouse.pool import PooledDatabase
 from playhouse.pool import PooledSqliteDatabase
@@ -105,6 +109,32 @@ class PreparedQuery:
             return list(self.build(*params))
         query, sql = entry
         return list(query._get_cursor_wrapper(db.execute_sql(sql, params)))
+
+
+def any_of(field, values):
+    """field IN values, the values passed as one parameter: an array on PostgreSQL, JSON on SQLite.
+
+    peewee composes one node per value of an IN list; for the thousands of keys of an import batch
+    that costs more than the database spends looking them up.
+    """
+    values = list(values)
+    if not values:
+        return SQL("1 = 0")
+    if is_postgres():
+        return NodeList((field, SQL("= ANY(%s)", (values,))))
+    return NodeList((field, SQL("IN (SELECT value FROM json_each(?))", (json.dumps(values, default=str),))))
+
+
+def pairs_in(first, second, pairs):
+    """(first, second) is one of pairs (exactly, not any first with any second), as one or two parameters."""
+    pairs = list(pairs)
+    if not pairs:
+        return SQL("1 = 0")
+    if is_postgres():
+        firsts, seconds = [a for a, _b in pairs], [b for _a, b in pairs]
+        return NodeList((Tuple(first, second), SQL("IN (SELECT * FROM unnest(%s, %s))", (firsts, seconds))))
+    pick = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+    return NodeList((Tuple(first, second), SQL(f"IN ({pick})", (json.dumps(pairs, default=str),))))
 
 
 def is_postgres():

@@ -25,8 +25,10 @@ from openpyxl import load_workbook
 
 from models.audit import Action
 from models.audit import AuditEvent
+from models.base import any_of
 from models.base import db
 from models.base import is_postgres
+from models.base import pairs_in
 from models.base import utcnow
 from models.citizens import Citizen
 from models.citizens import Household
@@ -489,23 +491,24 @@ class _Importer:
         columns = [Citizen.id, *(getattr(Citizen, name) for name in IMPORTED_FIELDS), Citizen.household]
         by_code, by_id, by_person = {}, {}, {}
         if codes:
-            for row in Citizen.select(*columns).where(Citizen.health_code.in_(sorted(codes))).dicts():
+            for row in Citizen.select(*columns).where(any_of(Citizen.health_code, sorted(codes))).dicts():
                 by_code[row["health_code"]] = row
         if ids:
-            for row in Citizen.select(*columns).where(Citizen.national_id.in_(sorted(ids))).dicts():
+            for row in Citizen.select(*columns).where(any_of(Citizen.national_id, sorted(ids))).dicts():
                 by_id.setdefault(row["national_id"], row)
         if people:
-            births = sorted({f["date_of_birth"] for f in people})
-            wards = sorted({f["ward"] for f in people})
+            # The exact (birth date, commune) pairs of the batch: any birth date with any commune
+            # would read more and more unrelated citizens as the table grows.
+            pairs = sorted({(f["date_of_birth"], f["ward"]) for f in people if f["date_of_birth"]})
             query = Citizen.select(*columns).where(
-                Citizen.date_of_birth.in_(births) & Citizen.ward.in_(wards) & Citizen.national_id.is_null()
+                pairs_in(Citizen.date_of_birth, Citizen.ward, pairs) & Citizen.national_id.is_null()
             )
             for row in query.dicts():
                 by_person.setdefault(_person_key(row), row)
         books = sorted({b for _n, _v, _f, b in batch if b})
         households = {}
         if books:
-            query = Household.select(Household.book_number, Household.id).where(Household.book_number.in_(books))
+            query = Household.select(Household.book_number, Household.id).where(any_of(Household.book_number, books))
             households = dict(query.tuples())
         return {"health_code": by_code, "national_id": by_id, "person": by_person, "households": households}
 

@@ -62,3 +62,26 @@ def test_a_query_whose_parameters_are_not_the_arguments_is_composed_every_time(a
     )
     assert [v.id for v in prepared(citizen.id)] == [v.id for v in prepared(citizen.id)] != []
     assert built == [citizen.id, citizen.id]
+
+
+def test_any_of_and_pairs_in_match_exactly_what_they_are_given(app):
+    from models.base import any_of
+    from models.base import pairs_in
+    from models.citizens import Citizen
+
+    first, second = wards_of(n=2)
+    born_a, born_b = datetime.date(2001, 2, 3), datetime.date(2002, 3, 4)
+    a = make_citizen(first, full_name="A", date_of_birth=born_a, national_id="022201000001")
+    b = make_citizen(second, full_name="B", date_of_birth=born_b)
+    crossed = make_citizen(second, full_name="C", date_of_birth=born_a)  # a's birth date, b's commune
+
+    def ids(condition):
+        return {c.id for c in Citizen.select(Citizen.id).where(condition)}
+
+    assert ids(any_of(Citizen.health_code, [a.health_code, b.health_code, "nobody"])) == {a.id, b.id}
+    assert ids(any_of(Citizen.national_id, [])) == set()
+    assert ids(any_of(Citizen.date_of_birth, [born_b])) == {b.id}
+    # Exactly the pairs given: not A's birth date in B's commune.
+    assert ids(pairs_in(Citizen.date_of_birth, Citizen.ward, [(born_a, first), (born_b, second)])) == {a.id, b.id}
+    assert ids(pairs_in(Citizen.date_of_birth, Citizen.ward, [(born_a, second)])) == {crossed.id}
+    assert ids(pairs_in(Citizen.date_of_birth, Citizen.ward, [])) == set()
