@@ -18,11 +18,12 @@ from flask_admin import expose
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from admin_views.jobs import own_job_or_404
+from admin_views.jobs import runner_if_enabled
+from admin_views.jobs import wake_worker_for
 from admin_views.reports import check_csrf
-from admin_views.reports import jobs_runner
 from admin_views.scoping import allowed
 from admin_views.scoping import current_scope
-from models.jobs import Job
 from models.jobs import JobStatus
 from services import citizen_import
 from services.display import format_datetime
@@ -162,34 +163,21 @@ class CitizenImportView(BaseView):
             "rows": upload["rows"],
             "actor_id": current_user.id,
         }
-        job = enqueue("import_citizens", params, owner=current_user.id, runner=self.runner_if_enabled())
+        job = enqueue("import_citizens", params, owner=current_user.id, runner=runner_if_enabled())
         uploads = dict(session.get(SESSION_KEY, {}))
         uploads.pop(token, None)
         session[SESSION_KEY] = uploads
         return redirect(self.get_url(".job_page", job_id=job.id))
 
-    def runner_if_enabled(self):
-        runner = jobs_runner()
-        return runner if runner is not None and current_app.config.get("JOBS_WORKER", True) else None
-
-    def own_job_or_404(self, job_id):
-        job = Job.get_or_none((Job.id == job_id) & (Job.owner == current_user.id) & (Job.kind == "import_citizens"))
-        if job is None:
-            abort(404)
-        return job
-
     @expose("/jobs/<int:job_id>/")
     def job_page(self, job_id):
-        job = self.own_job_or_404(job_id)
-        if not job.is_finished:
-            runner = self.runner_if_enabled()
-            if runner is not None:
-                runner.ensure_started()
+        job = own_job_or_404(job_id, kind="import_citizens")
+        wake_worker_for(job)
         return self.render("admin/import_job.html", job=job, statuses=JobStatus, format_datetime=format_datetime)
 
     @expose("/jobs/<int:job_id>/rejected.xlsx")
     def job_rejected(self, job_id):
-        job = self.own_job_or_404(job_id)
+        job = own_job_or_404(job_id, kind="import_citizens")
         if job.status != JobStatus.DONE or not job.result_path or not Path(job.result_path).exists():
             abort(404)
         return send_file(job.result_path, mimetype=XLSX_TYPE, as_attachment=True, download_name=job.result_name)

@@ -21,6 +21,9 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from admin_views.jobs import own_job_or_404
+from admin_views.jobs import runner_if_enabled
+from admin_views.jobs import wake_worker_for
 from admin_views.scoping import allowed
 from admin_views.scoping import current_scope
 from models.base import utcnow
@@ -55,10 +58,6 @@ from services.jobs import enqueue
 PAGE_ROWS = 500
 # A streamed CSV line list beyond this many rows is better made as a background job.
 DIRECT_LINE_LIMIT = 200_000
-
-
-def jobs_runner():
-    return current_app.extensions.get("jobs")
 
 
 def check_csrf():
@@ -267,32 +266,19 @@ class ReportsView(BaseView):
             "filters": filters.as_strings(),
             "wards": report_files.scope_params(scope),
         }
-        job = enqueue("export_lines", params, owner=current_user.id, runner=self.runner_if_enabled())
+        job = enqueue("export_lines", params, owner=current_user.id, runner=runner_if_enabled())
         return redirect(self.get_url(".job_page", job_id=job.id))
 
-    def runner_if_enabled(self):
-        runner = jobs_runner()
-        return runner if runner is not None and current_app.config.get("JOBS_WORKER", True) else None
-
     # Jobs
-    def own_job_or_404(self, job_id):
-        job = Job.get_or_none((Job.id == job_id) & (Job.owner == current_user.id))
-        if job is None:
-            abort(404)
-        return job
-
     @expose("/jobs/<int:job_id>/")
     def job_page(self, job_id):
-        job = self.own_job_or_404(job_id)
-        if not job.is_finished:
-            runner = self.runner_if_enabled()
-            if runner is not None:
-                runner.ensure_started()
+        job = own_job_or_404(job_id)
+        wake_worker_for(job)
         return self.render("admin/job_page.html", job=job, statuses=JobStatus, format_datetime=format_datetime)
 
     @expose("/jobs/<int:job_id>/download")
     def job_download(self, job_id):
-        job = self.own_job_or_404(job_id)
+        job = own_job_or_404(job_id)
         if job.status != JobStatus.DONE or not job.result_path or not Path(job.result_path).exists():
             abort(404)
         fmt = Path(job.result_path).suffix.lstrip(".")
@@ -383,7 +369,7 @@ class ReportsView(BaseView):
     @expose("/dashboard/refresh", methods=["POST"])
     def refresh_dashboard(self):
         check_csrf()
-        request_dashboard_refresh(self.runner_if_enabled())
+        request_dashboard_refresh(runner_if_enabled())
         flash(_("The figures are being recomputed; reload the page in a moment."), "info")
         return redirect(url_for("admin.index"))
 

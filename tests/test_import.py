@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 
 from models.accounts import Role
 from models.accounts import Scope
+from models.accounts import Staff
 from models.audit import AuditEvent
 from models.base import db
 from models.citizens import Citizen
@@ -379,6 +380,12 @@ def test_the_page_previews_a_dry_run_then_imports_in_the_background(app, client,
     download = client.get(f"/admin/citizens/import/jobs/{job.id}/rejected.xlsx")
     assert download.status_code == 200 and download.data[:2] == b"PK"
     download.close()
+    # A colleague of the same station, who may import too, cannot open another's job or its file.
+    make_staff(Staff.get(Staff.username == "station").unit, role=Role.UNIT_STAFF, username="colleague")
+    client.delete_cookie("session")
+    sign_in(client, "colleague")
+    assert client.get(f"/admin/citizens/import/jobs/{job.id}/").status_code == 404
+    assert client.get(f"/admin/citizens/import/jobs/{job.id}/rejected.xlsx").status_code == 404
 
 
 def test_the_page_refuses_a_post_without_csrf_token_and_accounts_that_may_not_create(client, station, tmp_path):
