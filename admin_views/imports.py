@@ -21,6 +21,7 @@ from flask_login import current_user
 from admin_views.jobs import own_job_or_404
 from admin_views.jobs import runner_if_enabled
 from admin_views.jobs import wake_worker_for
+from admin_views.jobs import with_live_progress
 from admin_views.reports import check_csrf
 from admin_views.scoping import allowed
 from admin_views.scoping import current_scope
@@ -171,7 +172,7 @@ class CitizenImportView(BaseView):
 
     @expose("/jobs/<int:job_id>/")
     def job_page(self, job_id):
-        job = own_job_or_404(job_id, kind="import_citizens")
+        job = with_live_progress(own_job_or_404(job_id, kind="import_citizens"))
         wake_worker_for(job)
         return self.render("admin/import_job.html", job=job, statuses=JobStatus, format_datetime=format_datetime)
 

@@ -5,6 +5,8 @@ from flask import current_app
 from flask_login import current_user
 
 from models.jobs import Job
+from models.jobs import JobStatus
+from services.jobs import read_progress
 
 
 def jobs_runner():
@@ -26,6 +28,16 @@ def own_job_or_404(job_id, kind=None):
     job = Job.get_or_none(condition)
     if job is None:
         abort(404)
+    return job
+
+
+def with_live_progress(job):
+    """The job, its progress taken from its progress file while it runs (fresher than the table's)."""
+    runner = jobs_runner()
+    if runner is not None and job.status == JobStatus.RUNNING:
+        live = read_progress(runner.result_dir, job.id)
+        if live is not None and live[0] >= (job.progress or 0):
+            job.progress, job.total = live[0], live[1] if live[1] is not None else job.total
     return job
 
 

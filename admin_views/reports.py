@@ -24,6 +24,7 @@ from wtforms import ValidationError
 from admin_views.jobs import own_job_or_404
 from admin_views.jobs import runner_if_enabled
 from admin_views.jobs import wake_worker_for
+from admin_views.jobs import with_live_progress
 from admin_views.scoping import allowed
 from admin_views.scoping import current_scope
 from models.base import utcnow
@@ -272,7 +273,7 @@ class ReportsView(BaseView):
     # Jobs
     @expose("/jobs/<int:job_id>/")
     def job_page(self, job_id):
-        job = own_job_or_404(job_id)
+        job = with_live_progress(own_job_or_404(job_id))
         wake_worker_for(job)
         return self.render("admin/job_page.html", job=job, statuses=JobStatus, format_datetime=format_datetime)
 

@@ -78,13 +78,18 @@ class Job(BaseModel):
         )
 
     @classmethod
-    def claim_next(cls, now=None):
+    def claim_next(cls, now=None, alive=None):
         """Mark the oldest waiting (or abandoned) job as running for this worker and return it, or None.
 
         The conditional UPDATE makes the claim safe with several worker processes: one wins.
+        alive(job_id): True when a running job whose heartbeat here is old shows life elsewhere
+        (its worker may be inside a transaction that keeps its heartbeat from this table).
         """
         now = now or utcnow()
-        for (job_id,) in cls.select(cls.id).where(cls._claimable(now)).order_by(cls.id).limit(5).tuples():
+        candidates = cls.select(cls.id, cls.status).where(cls._claimable(now)).order_by(cls.id).limit(5).tuples()
+        for job_id, status in candidates:
+            if status == JobStatus.RUNNING and alive is not None and alive(job_id):
+                continue
             claimed = (
                 cls.update(
                     status=JobStatus.RUNNING,

@@ -13,13 +13,16 @@ The citizen import (issue 6) registers its own kind the same way.
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 from models.base import db
 from models.base import utcnow
+from models.jobs import STALE_AFTER
 from models.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,10 @@ class JobContext:
         now = time.monotonic()
         if force or now - self._last_report >= PROGRESS_EVERY:
             self._last_report = now
+            # Beside the database: a handler that works in one transaction (an import) cannot
+            # make its progress visible there until it commits, and the progress is also the
+            # heartbeat that tells other workers this job is alive.
+            write_progress(self.result_dir, self.job.id, done, total)
             self.job.report_progress(done, total)
 
     def result_path(self, suffix):
@@ -60,9 +67,35 @@ class JobContext:
         return self.result_dir / f"job-{self.job.id}{suffix}"
 
 
+def progress_path(result_dir, job_id):
+    return Path(result_dir) / f"job-{job_id}.progress"
+
+
+def write_progress(result_dir, job_id, done, total):
+    """Write a job's progress to its progress file, atomically (the file's time is its heartbeat)."""
+    path = progress_path(result_dir, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"done": done, "total": total}))
+    os.replace(temporary, path)
+
+
+def read_progress(result_dir, job_id, now=None):
+    """(done, total) from a job's progress file written within STALE_AFTER, or None."""
+    path = progress_path(result_dir, job_id)
+    try:
+        written = path.stat().st_mtime
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (now or time.time()) - written > STALE_AFTER.total_seconds():
+        return None
+    return figures.get("done", 0), figures.get("total")
+
+
 def run_one(result_dir, app=None, now=None):
     """Claim and run the next waiting job; return it (finished or failed), or None when none waits."""
-    job = Job.claim_next(now)
+    job = Job.claim_next(now, alive=lambda job_id: read_progress(result_dir, job_id) is not None)
     if job is None:
         return None
     function = HANDLERS.get(job.kind)
@@ -76,6 +109,7 @@ def run_one(result_dir, app=None, now=None):
         path, name = outcome[:2]
         message = outcome[2] if len(outcome) > 2 else None
         job.finish(str(path) if path else None, name, message)
+        progress_path(result_dir, job.id).unlink(missing_ok=True)
     except Exception as exc:  # noqa: BLE001 - a job's failure is recorded on the job, not raised
         log.exception("job %s failed", job.id)
         job.fail(getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}")

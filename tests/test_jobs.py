@@ -178,3 +178,55 @@ def test_finished_jobs_and_their_files_go_after_a_week_once_an_hour(app, tmp_pat
     assert runner.purge_if_due(clock=lambda: next(ticks)) == 0  # first idle moment: purges
     assert runner.purge_if_due(clock=lambda: next(ticks)) is None  # a minute later: not yet
     assert runner.purge_if_due(clock=lambda: next(ticks)) == 0  # an hour later: again
+
+
+def test_a_job_working_in_one_transaction_is_not_taken_over_while_its_progress_file_is_fresh(app, tmp_path):
+    # An import runs in one transaction: the heartbeat it writes to the job table stays invisible
+    # to other workers until it commits. Its progress file is what tells them it is alive.
+    from models.base import db
+    from models.base import utcnow
+
+    seen = {}
+
+    @handler("test_long_transaction")
+    def long_transaction(job, context):
+        with db.atomic():
+            context.progress(5, 10, force=True)
+            later = utcnow() + datetime.timedelta(minutes=10)  # the table's heartbeat looks stale then
+            seen["claimed"] = Job.claim_next(later, alive=lambda i: jobs.read_progress(tmp_path, i) is not None)
+            seen["live"] = jobs.read_progress(tmp_path, job.id)
+        return None, None, "done"
+
+    try:
+        job = Job.enqueue("test_long_transaction")
+        finished = run_one(tmp_path, app=app)
+    finally:
+        jobs.HANDLERS.pop("test_long_transaction", None)
+    assert seen == {"claimed": None, "live": (5, 10)}
+    assert finished.id == job.id and finished.status == JobStatus.DONE
+    assert not jobs.progress_path(tmp_path, job.id).exists()  # gone once the job is done
+
+
+def test_a_running_job_whose_progress_file_went_quiet_is_taken_over(app, tmp_path):
+    import os
+
+    job = Job.enqueue("test_quiet")
+    assert Job.claim_next(T0).id == job.id
+    jobs.write_progress(tmp_path, job.id, 3, 10)
+    alive = lambda i: jobs.read_progress(tmp_path, i) is not None  # noqa: E731
+    assert Job.claim_next(T0 + STALE_AFTER * 2, alive=alive) is None  # the file is fresh
+    old = jobs.progress_path(tmp_path, job.id).stat().st_mtime - STALE_AFTER.total_seconds() - 60
+    os.utime(jobs.progress_path(tmp_path, job.id), (old, old))
+    assert Job.claim_next(T0 + STALE_AFTER * 2, alive=alive).id == job.id
+
+
+def test_the_job_page_shows_the_progress_of_the_progress_file(world, client, app, tmp_path):
+    from models.accounts import Staff
+    from services.jobs import write_progress
+
+    sign_in(client, "station")
+    job = Job.enqueue("test_steps", {}, owner=Staff.get(Staff.username == "station").id)
+    assert Job.claim_next(T0).id == job.id
+    write_progress(app.extensions["jobs"].result_dir, job.id, 40, 100)
+    page = client.get(f"/admin/reports/jobs/{job.id}/").text
+    assert 'value="40"' in page
