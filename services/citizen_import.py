@@ -417,8 +417,13 @@ class _Importer:
             if first != number:
                 self.reject(number, values, name, _l("Duplicate of row %(row)s: the same value is there.", row=first))
                 return True
-        if fields["health_code"] is None and fields["national_id"] is None:
-            key = _person_key(fields)
+        key = _person_key(fields)
+        if fields["health_code"] is not None or fields["national_id"] is not None:
+            # Noted, so that a later row without codes is not taken for this person: it would update
+            # the record this row makes (or not, by where the batches happen to end).
+            if key is not None:
+                self.seen["person"].setdefault(key, number)
+        else:
             if key is None:
                 self.reject(
                     number,

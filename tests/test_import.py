@@ -430,3 +430,19 @@ def test_an_issued_health_code_never_takes_one_a_later_row_of_the_file_holds(war
     assert result.counts_line() == "created=2 updated=0 unchanged=0 rejected=0", result.rejected
     assert Citizen.get(Citizen.full_name == "Không mã").health_code == "FRESH-0002"
     assert Citizen.get(Citizen.full_name == "Có mã cũ").health_code == "CLASH-0001"
+
+
+@pytest.mark.parametrize("batch_size", [1, 2_000])  # the two rows in two batches, then in one
+def test_a_row_without_codes_never_overwrites_a_person_made_by_an_earlier_row(wards, tmp_path, batch_size):
+    # Two children with the same name and birth date in one commune: the first has a health code, the
+    # second none. The second must not be taken for the first (and overwrite its phone).
+    code = f"{wards[0]:05d}"
+    rows = [
+        ["full_name", "date_of_birth", "phone", "health_code", "ward_code"],
+        ["Phạm Minh Duy", "09/06/2016", "0912000001", "220000000017", code],
+        ["Phạm Minh Duy", "09/06/2016", "0912000002", "", code],
+    ]
+    result = import_citizens(write_csv(tmp_path / "xa.csv", rows), Scope.everything(), batch_size=batch_size)
+    assert (result.created, result.updated, len(result.rejected)) == (1, 0, 1)
+    assert result.rejected[0].row == 3 and "2" in str(result.rejected[0].reason)
+    assert Citizen.get(Citizen.health_code == "220000000017").phone == "0912000001"
