@@ -191,7 +191,7 @@ def _source_rows(path):
 
 
 def file_health_codes(path, keys):
-    """Every well-formed health code the file holds: codes the portal issues must not take one of them."""
+    """Every well-formed health code the file holds, as hash(): codes the portal issues must avoid them."""
     if "health_code" not in keys:
         return set()
     index = keys.index("health_code")
@@ -203,7 +203,7 @@ def file_health_codes(path, keys):
             except FieldError:
                 continue
             if code:
-                codes.add(code)
+                codes.add(hash(code))
     return codes
 
 
@@ -363,6 +363,10 @@ class _Importer:
         self.ward_provinces = dict(Ward.select(Ward.code, Ward.province).tuples())
         self.column_index = {key: index for index, key in enumerate(table.keys) if key}
         # Each identifier seen in the file, with the row it was first seen on.
+        # hash(value) -> the row where it first appeared. A million rows' codes, ID numbers and
+        # person keys are kept as 64-bit hashes, not strings and tuples (a third of the memory);
+        # two values of one file sharing a hash (about 1 in 10**7 at a million rows) would only
+        # give a false "duplicate of row N", which names the row.
         self.seen = {"health_code": {}, "national_id": {}, "person": {}}
         self.rng = secrets.SystemRandom()
         self.batch_number = 0
@@ -413,7 +417,7 @@ class _Importer:
             value = fields[name]
             if value is None:
                 continue
-            first = self.seen[name].setdefault(value, number)
+            first = self.seen[name].setdefault(hash(value), number)
             if first != number:
                 self.reject(number, values, name, _l("Duplicate of row %(row)s: the same value is there.", row=first))
                 return True
@@ -422,7 +426,7 @@ class _Importer:
             # Noted, so that a later row without codes is not taken for this person: it would update
             # the record this row makes (or not, by where the batches happen to end).
             if key is not None:
-                self.seen["person"].setdefault(key, number)
+                self.seen["person"].setdefault(hash(key), number)
         else:
             if key is None:
                 self.reject(
@@ -435,7 +439,7 @@ class _Importer:
                     ),
                 )
                 return True
-            first = self.seen["person"].setdefault(key, number)
+            first = self.seen["person"].setdefault(hash(key), number)
             if first != number:
                 self.reject(
                     number,
@@ -585,7 +589,8 @@ class _Importer:
             clashes = []
             for row in pending:
                 code = row["health_code"]
-                if code in taken or code in self.file_codes or self.seen["health_code"].setdefault(code, 0) != 0:
+                key = hash(code)
+                if code in taken or key in self.file_codes or self.seen["health_code"].setdefault(key, 0) != 0:
                     clashes.append(row)
                 else:
                     taken.add(code)
