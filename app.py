@@ -70,11 +70,13 @@ def create_app(test_config=None):
     from cli import register_commands
     from public import bp as public_bp
     from public.declare import bp as declare_bp
+    from public.fhir import bp as fhir_bp
     from public.lookup import bp as lookup_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(lookup_bp)
     app.register_blueprint(declare_bp)
+    app.register_blueprint(fhir_bp)
     app.register_blueprint(auth_bp)
     init_admin(app)
     register_commands(app)
