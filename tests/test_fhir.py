@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from models.accounts import Role
 from models.audit import AuditEvent
+from models.citizens import Citizen
 from models.places import Ward
 from models.records import Allergy
 from models.records import Condition
@@ -356,3 +357,35 @@ def test_a_read_is_audited(client, world):
     assert event.actor == "home"
     assert event.unit_code == "TYT1"
     assert event.details == {"resources": 1}
+
+
+def test_the_dollar_sign_may_come_percent_encoded(client, world):
+    sign_in(client, "home")
+    assert client.get(f"/api/v1/fhir/Patient/{world['citizen'].health_code}/%24everything").status_code == 200
+
+
+def test_an_authorization_header_that_is_no_valid_key_gets_401_even_with_a_session(client, world):
+    sign_in(client, "home")
+
+    response = client.get(url(world["citizen"].health_code), headers={"Authorization": "Basic aG9tZTp4"})
+
+    assert response.status_code == 401
+    assert validate(response.get_json(force=True))["issue"][0]["code"] == "login"
+
+
+def test_a_merged_records_old_code_is_found_through_the_citizens_finder(client, world, monkeypatch):
+    """Duplicate merge keeps old health codes as aliases; the export looks codes up the same way."""
+    citizen = world["citizen"]
+
+    def find_by_health_code(code):
+        return citizen if code in {"QN-OLD1", citizen.health_code} else None
+
+    monkeypatch.setattr(Citizen, "find_by_health_code", staticmethod(find_by_health_code), raising=False)
+    sign_in(client, "home")
+
+    response = client.get(url("QN-OLD1"))
+
+    assert response.status_code == 200
+    [patient] = resources_of(validate(response.get_json(force=True)), "Patient")
+    assert patient["id"] == f"pat-{citizen.id}"
+    assert client.get(url("QN-NONE")).status_code == 404
