@@ -16,6 +16,7 @@ from admin_views.scoping import current_scope
 from models.accounts import Scope
 from models.audit import Action
 from models.audit import AuditEvent
+from services import clock
 from services import fhir
 
 bp = Blueprint("fhir", __name__, url_prefix="/api/v1/fhir")
@@ -42,7 +43,7 @@ def patient_everything(health_code):
     except Refusal as refusal:
         return _outcome(refusal)
     base_url = request.url_root.rstrip("/") + bp.url_prefix
-    bundle = fhir.everything(citizen, base_url, datetime.datetime.now(datetime.UTC))
+    bundle = fhir.everything(citizen, base_url, clock.now().replace(tzinfo=datetime.UTC))
     AuditEvent.record(
         Action.VIEW,
         actor=reader.actor,

@@ -389,3 +389,14 @@ def test_a_merged_records_old_code_is_found_through_the_citizens_finder(client, 
     [patient] = resources_of(validate(response.get_json(force=True)), "Patient")
     assert patient["id"] == f"pat-{citizen.id}"
     assert client.get(url("QN-NONE")).status_code == 404
+
+
+def test_the_bundle_is_stamped_with_the_portals_clock_in_utc(client, world, monkeypatch):
+    monkeypatch.setattr("services.clock.now", lambda: datetime.datetime(2026, 1, 2, 3, 4, 5))
+
+    bundle = read_as(client, "home", world["citizen"].health_code).get_json(force=True)
+
+    assert bundle["timestamp"] == "2026-01-02T03:04:05+00:00"
+    assert bundle["link"] == [
+        {"relation": "self", "url": f"http://localhost/api/v1/fhir/Patient/{world['citizen'].health_code}/$everything"}
+    ]
