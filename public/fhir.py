@@ -1,7 +1,7 @@
 """FHIR R4 out: Patient/$everything for signed-in staff and for facilities' API keys."""
 
 import datetime
-import importlib.util
+import importlib
 import json
 from types import SimpleNamespace
 
@@ -90,11 +90,12 @@ def _key_reader():
 
 def _api_keys():
     """services.api_keys once it exists (the hospital feed's keys), else None."""
-    if importlib.util.find_spec("services.api_keys") is None:
+    try:
+        return importlib.import_module("services.api_keys")
+    except ModuleNotFoundError as exc:
+        if exc.name != "services.api_keys":
+            raise
         return None
-    from services import api_keys
-
-    return api_keys
 
 
 def _outcome(refusal):

@@ -1,6 +1,8 @@
 """FHIR R4 out: GET /api/v1/fhir/Patient/<health_code>/$everything."""
 
 import datetime
+import sys
+from types import SimpleNamespace
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
@@ -17,6 +19,7 @@ from models.records import Condition
 from models.records import Encounter
 from models.records import Vaccination
 from models.records import Vaccine
+from models.units import HealthUnit
 from models.units import UnitKind
 from services import fhir
 from tests.factories import make_citizen
@@ -400,3 +403,58 @@ def test_the_bundle_is_stamped_with_the_portals_clock_in_utc(client, world, monk
     assert bundle["link"] == [
         {"relation": "self", "url": f"http://localhost/api/v1/fhir/Patient/{world['citizen'].health_code}/$everything"}
     ]
+
+
+# API keys, through a stand-in for services.api_keys with its interface: authenticate(request) -> key or None.
+@pytest.fixture
+def keys(world, monkeypatch):
+    """Bearer tokens "key-<facility code>" are valid for the facility; any other token is not."""
+    units = {u.code: u for u in HealthUnit.select()}
+
+    def authenticate(request):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        code = token.removeprefix("key-")
+        if scheme != "Bearer" or not token.startswith("key-") or code not in units:
+            return None
+        return SimpleNamespace(facility=units[code])
+
+    monkeypatch.setitem(sys.modules, "services.api_keys", SimpleNamespace(authenticate=authenticate))
+    return lambda code: {"Authorization": f"Bearer key-{code}"}
+
+
+def test_a_key_of_the_citizens_station_reads_the_record_without_a_cookie(client, world, keys):
+    response = client.get(url(world["citizen"].health_code), headers=keys("TYT1"))
+
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    validate(response.get_json(force=True))
+    event = AuditEvent.select().where(AuditEvent.object_type == "fhir_everything").get()
+    assert (event.actor, event.unit_code, event.actor_id, event.citizen_id) == (
+        "api:TYT1",
+        "TYT1",
+        None,
+        world["citizen"].id,
+    )
+
+
+def test_a_key_of_a_facility_the_citizen_visited_reads_the_record(client, world, keys):
+    citizen = world["citizen"]
+    assert client.get(url(citizen.health_code), headers=keys("BVDK")).status_code == 404
+    Encounter.create(citizen=citizen, facility=world["hospital"], date=datetime.date(2025, 1, 1))
+
+    response = client.get(url(citizen.health_code), headers=keys("BVDK"))
+
+    assert response.status_code == 200
+    assert len(resources_of(validate(response.get_json(force=True)), "Encounter")) == 1
+
+
+def test_a_key_of_a_foreign_facility_gets_404_and_a_bad_key_401(client, world, keys):
+    foreign = client.get(url(world["citizen"].health_code), headers=keys("TYT2"))
+    bad = client.get(url(world["citizen"].health_code), headers={"Authorization": "Bearer nope"})
+
+    assert foreign.status_code == 404
+    assert validate(foreign.get_json(force=True))["issue"][0]["code"] == "not-found"
+    assert bad.status_code == 401
+    assert "Set-Cookie" not in bad.headers
+    assert AuditEvent.select().where(AuditEvent.object_type == "fhir_everything").count() == 0
