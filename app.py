@@ -69,6 +69,7 @@ def create_app(test_config=None):
     from admin_views.auth import bp as auth_bp
     from cli import register_commands
     from public import bp as public_bp
+    from public.api import bp as api_bp
     from public.declare import bp as declare_bp
     from public.fhir import bp as fhir_bp
     from public.lookup import bp as lookup_bp
@@ -77,6 +78,8 @@ def create_app(test_config=None):
     app.register_blueprint(lookup_bp)
     app.register_blueprint(declare_bp)
     app.register_blueprint(fhir_bp)
+    # Token-authenticated, never cookie-authenticated: it needs no CSRF token (no CSRFProtect is global).
+    app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     init_admin(app)
     register_commands(app)
