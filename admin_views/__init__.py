@@ -4,6 +4,9 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
+from admin_views.api import ApiKeyView
+from admin_views.api import EncounterCsvView
+from admin_views.api import UnmatchedEncounterView
 from admin_views.audit import AuditEventView
 from admin_views.base import PortalIndexView
 from admin_views.citizens import CitizenView
@@ -24,6 +27,8 @@ from admin_views.risk import RiskCaseView
 from admin_views.staff import StaffView
 from admin_views.units import HealthUnitView
 from models.accounts import Staff
+from models.api import ApiKey
+from models.api import UnmatchedEncounter
 from models.audit import AuditEvent
 from models.base import PROJECT_DIR
 from models.citizens import Citizen
@@ -71,6 +76,16 @@ def init_admin(app):
     admin.add_view(ConditionView(Condition, name=_l("Conditions"), category=records, endpoint="condition"))
     admin.add_view(AllergyView(Allergy, name=_l("Allergies"), category=records, endpoint="allergy"))
     admin.add_view(EncounterView(Encounter, name=_l("Encounters"), category=records, endpoint="encounter"))
+    admin.add_view(
+        UnmatchedEncounterView(
+            UnmatchedEncounter, name=_l("Unmatched encounters"), category=records, endpoint="unmatched_encounter"
+        )
+    )
+    admin.add_view(
+        EncounterCsvView(
+            name=_l("Upload encounters"), category=records, endpoint="encounter_upload", url="/admin/encounters/upload"
+        )
+    )
     admin.add_view(VaccinationView(Vaccination, name=_l("Vaccinations"), category=records, endpoint="vaccination"))
     admin.add_view(VaccineView(Vaccine, name=_l("Vaccines"), category=records, endpoint="vaccine"))
     risk = _l("Risk declarations")
@@ -84,6 +99,7 @@ def init_admin(app):
     admin.add_view(DiseaseView(Disease, name=_l("Diseases"), category=risk, endpoint="disease"))
     admin.add_view(HealthUnitView(HealthUnit, name=_l("Health units"), category=access, endpoint="health_unit"))
     admin.add_view(StaffView(Staff, name=_l("Staff accounts"), category=access, endpoint="staff"))
+    admin.add_view(ApiKeyView(ApiKey, name=_l("API keys"), category=access, endpoint="api_key"))
     admin.add_view(AuditEventView(AuditEvent, name=_l("Audit log"), category=access, endpoint="audit"))
     admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     return admin

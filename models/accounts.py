@@ -51,6 +51,7 @@ PERMISSIONS = {
         "report": {"view", "export", "create", "edit", "delete"},
         "risk_case": {"view", "edit", "export"},
         "checklist": {"view", "create", "edit", "delete"},
+        "api_key": {"view", "create", "edit"},
     },
     Role.DEPARTMENT_LEADER: {
         "citizen": {"view", "export"},
@@ -62,6 +63,7 @@ PERMISSIONS = {
         "report": {"view", "export", "create", "edit", "delete"},
         "risk_case": {"view", "export"},
         "checklist": {"view"},
+        "api_key": {"view"},
     },
     Role.CDC_STAFF: {
         "citizen": {"view", "create", "edit", "export"},

@@ -17,8 +17,8 @@ from models.citizens import Citizen
 from models.units import HealthUnit
 from models.units import UnitKind
 
-# Kinds of unit that send encounters: hospitals and health centres.
-FEED_UNIT_KINDS = (UnitKind.HOSPITAL, UnitKind.REGIONAL_CENTRE, UnitKind.COMMUNE_STATION)
+# Kinds of unit that send encounters: hospitals and (regional) health centres.
+FEED_UNIT_KINDS = (UnitKind.HOSPITAL, UnitKind.REGIONAL_CENTRE)
 PREFIX_LENGTH = 8
 
 

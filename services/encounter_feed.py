@@ -80,14 +80,14 @@ class _Visit:
     payload: dict
 
 
-def ingest(facility, items, now, actor=None, source="api", audit_detail=None):
+def ingest(facility, items, now, actor=None, source="api", audit_detail=None, max_items=MAX_ITEMS):
     """Check every item, then write them all in one transaction; nothing is written when one is invalid.
 
     actor: who is recorded in the audit trail (a Staff account, or the facility's key as a stand-in).
     """
     result = FeedResult()
-    if len(items) > MAX_ITEMS:
-        result.errors.append(ItemError(-1, "", _l("At most %(n)s encounters per request.", n=MAX_ITEMS)))
+    if len(items) > max_items:
+        result.errors.append(ItemError(-1, "", _l("At most %(n)s encounters per request.", n=max_items)))
         return result
     today = (now + LOCAL_OFFSET).date()
     visits = []
