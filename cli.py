@@ -69,6 +69,14 @@ def import_citizens(path, dry_run=False, echo=None):
     return run_import(path, Scope.everything(), dry_run=dry_run, source="cli", progress=progress)
 
 
+def find_duplicates(echo=None):
+    """Queue every likely pair of duplicate persons in the whole table; return how many were queued."""
+    from services.duplicates import scan
+
+    with db.atomic():
+        return scan(echo=echo)
+
+
 def register_commands(app):
     @app.cli.command("init-db")
     def init_db_command():
@@ -177,5 +185,12 @@ def register_commands(app):
         if dry_run:
             click.echo("dry run: nothing was written")
         click.echo(result.counts_line())
+
+    @app.cli.command("find-duplicates")
+    def find_duplicates_command():
+        """Queue likely duplicate persons (same ID number; same name, birth date and phone or commune)."""
+        with db.connection_context():
+            queued = find_duplicates(echo=lambda line: click.echo(line, err=True))
+        click.echo(f"queued={queued}")
 
     return app

@@ -13,6 +13,7 @@ from admin_views.citizens import CitizenView
 from admin_views.citizens import FamilyRelationView
 from admin_views.citizens import HouseholdView
 from admin_views.corrections import CorrectionRequestView
+from admin_views.duplicates import DuplicateCandidateView
 from admin_views.imports import CitizenImportView
 from admin_views.records import AllergyView
 from admin_views.records import ConditionView
@@ -35,6 +36,7 @@ from models.citizens import Citizen
 from models.citizens import FamilyRelation
 from models.citizens import Household
 from models.corrections import CorrectionRequest
+from models.duplicates import DuplicateCandidate
 from models.records import Allergy
 from models.records import Condition
 from models.records import Encounter
@@ -65,6 +67,11 @@ def init_admin(app):
     admin.add_view(
         CorrectionRequestView(
             CorrectionRequest, name=_l("Correction requests"), category=people, endpoint="correction_request"
+        )
+    )
+    admin.add_view(
+        DuplicateCandidateView(
+            DuplicateCandidate, name=_l("Possible duplicates"), category=people, endpoint="duplicate"
         )
     )
     admin.add_view(

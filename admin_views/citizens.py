@@ -27,10 +27,12 @@ from models.citizens import RELATIONS_TO_HEAD
 from models.citizens import Citizen
 from models.citizens import FamilyRelation
 from models.citizens import Household
+from models.duplicates import DuplicateCandidate
 from models.places import Ward
 from models.records import record_of
 from services.display import format_date
 from services.display import format_datetime
+from services.duplicates import find_duplicates_of
 
 
 def ward_options():
@@ -105,6 +107,17 @@ class CitizenView(PortalModelView):
 
     def citizen_id_of(self, model):
         return model.id
+
+    def after_save(self, form, model, is_created):
+        if is_created:
+            find_duplicates_of([model.id])  # inside the create's transaction
+
+    def open_duplicates(self, citizen):
+        """(candidate id, the other citizen) of the open duplicate pairs the account may review."""
+        candidates = scoped(DuplicateCandidate, DuplicateCandidate.open_for(citizen.id))
+        pairs = [(c.id, c.other_id(citizen.id)) for c in candidates]
+        others = {c.id: c for c in Citizen.select().where(Citizen.id.in_([o for _c, o in pairs]))} if pairs else {}
+        return [(c, others[o]) for c, o in pairs if o in others]
 
     def action_form_for(self, citizen):
         return CitizenActionForm(formdata=None, id=citizen.id)

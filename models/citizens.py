@@ -175,9 +175,33 @@ class Citizen(BaseModel):
 
     @classmethod
     def id_matching(cls, health_code, phone):
-        """The id of the citizen with this health code and this phone on file, or None."""
-        row = cls.select(cls.id).where((cls.health_code == health_code) & (cls.phone == phone)).tuples().first()
+        """The id of the citizen with this health code (or a merged record's old one) and this phone on file, or None."""
+        from models.duplicates import CitizenAlias
+
+        own = cls.select(cls.id).where((cls.health_code == health_code) & (cls.phone == phone))
+        # UNION ALL, not OR: each side is answered by its own unique index.
+        by_alias = (
+            cls.select(cls.id)
+            .join(CitizenAlias, on=(CitizenAlias.citizen == cls.id))
+            .where((CitizenAlias.kind == "health_code") & (CitizenAlias.value == health_code) & (cls.phone == phone))
+        )
+        row = own.union_all(by_alias).limit(1).tuples().first()
         return row[0] if row else None
+
+    @classmethod
+    def find_by_health_code(cls, health_code):
+        """The citizen with this health code, or the one a record with this old code was merged into; or None."""
+        from models.duplicates import CitizenAlias
+
+        if not health_code:
+            return None
+        found = cls.get_or_none(cls.health_code == health_code)
+        if found is None:
+            alias = CitizenAlias.select(CitizenAlias.citizen).where(
+                (CitizenAlias.kind == "health_code") & (CitizenAlias.value == health_code)
+            )
+            found = cls.get_or_none(cls.id.in_(alias))
+        return found
 
     def family(self):
         """(kind, relative) pairs in both directions."""

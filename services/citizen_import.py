@@ -37,6 +37,7 @@ from models.text import fold
 from models.validation import FieldError
 from models.validation import new_health_code
 from models.validation import normalize_health_code
+from services.duplicates import find_duplicates_of
 from services.jobs import handler
 
 # (key, the header on the paper form); both are accepted, ignoring case, diacritics and spacing.
@@ -477,6 +478,7 @@ class _Importer:
                 self.result.unchanged += 1
         households = self._households(batch, existing["households"])
         created_ids = self._create(creates, households)
+        find_duplicates_of(created_ids)  # one batched search for the batch's new citizens
         updated_ids = self._update(updates, households)
         self.result.created += len(creates)
         self.result.updated += len(updates)
