@@ -127,6 +127,7 @@ def test_validation_errors_name_the_path_and_nothing_is_written(client, world):
     ]
     # Reasons come in Vietnamese.
     assert "tương lai" in errors[1]["reason"]
+    assert errors[0]["reason"] == "Vui lòng nhập mã lượt khám của cơ sở."
     assert Encounter.select().count() == 0
     assert UnmatchedEncounter.select().count() == 0
 
@@ -194,3 +195,29 @@ def test_a_failure_while_writing_leaves_nothing_behind(client, world, monkeypatc
 
     assert Encounter.select().count() == 0
     assert UnmatchedEncounter.select().count() == 0
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(app, world):
+    from playhouse.test_utils import count_queries
+
+    from services import encounter_feed
+
+    citizen = world["citizen"]
+
+    def items(n, prefix):
+        known = [visit(f"{prefix}{i}", health_code=citizen.health_code) for i in range(n)]
+        by_id = [visit(f"{prefix}N{i}", patient={"national_id": "001090001234"}) for i in range(n)]
+        unknown = [
+            visit(f"{prefix}U{i}", patient={"national_id": "001190009999", "ward_code": world["wards"][0]})
+            for i in range(n)
+        ]
+        return known + by_id + unknown
+
+    now = datetime.datetime(2025, 6, 1)
+    with count_queries() as small:
+        encounter_feed.ingest(world["hospital"], items(2, "S"), now)
+    with count_queries() as large:
+        result = encounter_feed.ingest(world["hospital"], items(200, "L"), now)
+
+    assert result.counts() == {"created": 400, "updated": 0, "unchanged": 0, "queued": 200}
+    assert large.count == small.count
