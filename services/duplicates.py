@@ -121,10 +121,12 @@ def find_duplicates_of(citizen_ids):
     born = [r for r in new if r[2] is not None]
     by_phone = sorted({(r[2], r[3]) for r in born if r[3]})
     by_ward = sorted({(r[2], r[4]) for r in born})
+    # UNION ALL: one round trip, each branch on its own index; the dict below drops repeats.
     query = (
-        Citizen.select(*_COLUMNS).where(any_of(Citizen.national_id, national_ids))
-        | Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.phone, by_phone))
-        | Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.ward, by_ward))
+        Citizen.select(*_COLUMNS)
+        .where(any_of(Citizen.national_id, national_ids))
+        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.phone, by_phone)))
+        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.ward, by_ward)))
     )
     rows = {row[0]: row for row in query.tuples()}
     rows.update((row[0], row) for row in new)
