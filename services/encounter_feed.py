@@ -32,6 +32,7 @@ MAX_VISIT_ID = 64
 MAX_DIAGNOSIS = 255
 MAX_SUMMARY = 10_000
 MAX_NAME = 255
+MAX_WARD_CODE = 10**6  # official commune codes have 5 digits
 # Visit dates are the facility's local dates: Vietnam is UTC+7 all year.
 LOCAL_OFFSET = datetime.timedelta(hours=7)
 INSERT_CHUNK = 500
@@ -133,10 +134,22 @@ def _text(item, key, index, errors, limit, field=None):
         errors.append(ItemError(index, field or key, _l("This must be text.")))
         return None
     value = value.strip()
+    if "\x00" in value or not _storable(value):
+        errors.append(ItemError(index, field or key, _l("This must be text.")))
+        return None
     if len(value) > limit:
         errors.append(ItemError(index, field or key, _l("At most %(n)s characters.", n=limit)))
         return None
     return value or None
+
+
+def _storable(value):
+    """False for text no database column can hold (a lone UTF-16 surrogate, sent as a JSON escape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check(index, item, today, errors):
@@ -157,14 +170,33 @@ def _check(index, item, today, errors):
     diagnosis = _text(item, "diagnosis", index, errors, MAX_DIAGNOSIS)
     summary = _text(item, "summary", index, errors, MAX_SUMMARY)
     patient = item.get("patient")
-    health_code = national_id = ward_code = None
     if not isinstance(patient, dict):
         errors.append(ItemError(index, "patient", _l("The patient is required: give a health_code or national_id.")))
-    else:
-        health_code, national_id, ward_code = _check_patient(patient, index, errors)
+        return None
+    patient = _check_patient(patient, index, errors)
     if len(errors) > before:
         return None
-    return _Visit(index, visit_id, health_code, national_id, date, icd10_code, diagnosis, summary, ward_code, item)
+    # What is kept of an unknown patient's visit: the checked fields, never whatever else was sent.
+    payload = {
+        "visit_id": visit_id,
+        "date": date.isoformat(),
+        "icd10_code": icd10_code,
+        "diagnosis": diagnosis,
+        "summary": summary,
+        "patient": patient,
+    }
+    return _Visit(
+        index,
+        visit_id,
+        patient["health_code"],
+        patient["national_id"],
+        date,
+        icd10_code,
+        diagnosis,
+        summary,
+        patient["ward_code"],
+        payload,
+    )
 
 
 def _visit_date(value, index, today, errors):
@@ -186,7 +218,7 @@ def _visit_date(value, index, today, errors):
 
 
 def _check_patient(patient, index, errors):
-    """(health_code, national_id, ward_code) of the patient object, adding its errors."""
+    """The patient object's checked fields, adding its errors."""
     before = len(errors)
     codes = {}
     for key, normalize in (("health_code", normalize_health_code), ("national_id", normalize_national_id)):
@@ -200,22 +232,31 @@ def _check_patient(patient, index, errors):
         errors.append(
             ItemError(index, "patient.health_code", _l("Give the patient's health_code or national_id (or both)."))
         )
-    _text(patient, "full_name", index, errors, MAX_NAME, field="patient.full_name")
+    full_name = _text(patient, "full_name", index, errors, MAX_NAME, field="patient.full_name")
     born = _text(patient, "date_of_birth", index, errors, 10, field="patient.date_of_birth")
     if born:
         try:
-            validate_birth_date(born, field="patient.date_of_birth")
+            born = validate_birth_date(born, field="patient.date_of_birth").isoformat()
         except FieldError as exc:
             errors.append(ItemError(index, exc.field, exc.message))
     ward_code = patient.get("ward_code")
-    if isinstance(ward_code, str) and ward_code.strip().isdigit():
+    if isinstance(ward_code, str) and ward_code.strip().isascii() and ward_code.strip().isdigit():
         ward_code = int(ward_code)
     elif isinstance(ward_code, str) and not ward_code.strip():
         ward_code = None
     if ward_code is not None and (isinstance(ward_code, bool) or not isinstance(ward_code, int)):
         errors.append(ItemError(index, "patient.ward_code", _l("The commune code is a number, such as 6757.")))
         ward_code = None
-    return codes["health_code"], codes["national_id"], ward_code
+    elif ward_code is not None and not 0 < ward_code < MAX_WARD_CODE:
+        errors.append(ItemError(index, "patient.ward_code", _l("There is no commune with this code.")))
+        ward_code = None
+    return {
+        "health_code": codes["health_code"],
+        "national_id": codes["national_id"],
+        "full_name": full_name,
+        "date_of_birth": born or None,
+        "ward_code": ward_code,
+    }
 
 
 def _check_wards(visits, errors):

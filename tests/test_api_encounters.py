@@ -221,3 +221,46 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(app, world):
 
     assert result.counts() == {"created": 400, "updated": 0, "unchanged": 0, "queued": 200}
     assert large.count == small.count
+
+
+def test_values_no_column_can_hold_are_validation_errors_not_server_errors(client, world):
+    code = world["citizen"].health_code
+    items = [
+        visit("NUL\u0000", health_code=code),
+        visit("V2", health_code=code, diagnosis="\ud800"),
+        visit("V3", patient={"national_id": "001190009999", "ward_code": 10**30}),
+        visit(12345, health_code=code),
+        visit("V5", patient={"national_id": "001190009999", "ward_code": "²"}),
+    ]
+    body = json.dumps({"encounters": items})  # ensure_ascii: the NUL and the lone surrogate travel as escapes
+
+    errors = assert_json_refusal(post(client, world, body), 422)["errors"]
+
+    assert [e["path"] for e in errors] == [
+        "encounters[0].visit_id",
+        "encounters[1].diagnosis",
+        "encounters[2].patient.ward_code",
+        "encounters[3].visit_id",
+        "encounters[4].patient.ward_code",
+    ]
+
+
+def test_a_queued_visit_keeps_only_the_checked_fields(client, world):
+    item = visit("Q1", patient={"national_id": "001190009999", "full_name": " Trần B ", "mother": "x"}, extra="y")
+
+    assert post(client, world, item).get_json()["queued"] == 1
+
+    assert UnmatchedEncounter.get().item == {
+        "visit_id": "Q1",
+        "date": "2025-03-04",
+        "icd10_code": None,
+        "diagnosis": None,
+        "summary": None,
+        "patient": {
+            "health_code": None,
+            "national_id": "001190009999",
+            "full_name": "Trần B",
+            "date_of_birth": None,
+            "ward_code": None,
+        },
+    }
