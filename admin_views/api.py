@@ -14,6 +14,7 @@ from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from peewee import JOIN
 
 from admin_views.base import PortalModelView
 from admin_views.base import audit
@@ -21,6 +22,7 @@ from admin_views.base import clean_ids
 from admin_views.reports import check_csrf
 from admin_views.scoping import allowed
 from admin_views.scoping import current_scope
+from models.accounts import Staff
 from models.api import FEED_UNIT_KINDS
 from models.api import ApiKey
 from models.api import UnmatchedEncounter
@@ -86,7 +88,12 @@ class ApiKeyView(PortalModelView):
         return False
 
     def base_query(self):
-        return ApiKey.select(ApiKey, HealthUnit).join(HealthUnit)
+        return (
+            ApiKey.select(ApiKey, HealthUnit, Staff)
+            .join(HealthUnit)
+            .switch(ApiKey)
+            .join(Staff, JOIN.LEFT_OUTER, on=(ApiKey.created_by == Staff.id))
+        )
 
     def create_form(self, obj=None):
         form = super().create_form(obj)
@@ -176,7 +183,12 @@ class UnmatchedEncounterView(PortalModelView):
         return UnmatchedEncounter.in_scope(current_scope(), query, role=current_user.role)
 
     def base_query(self):
-        return UnmatchedEncounter.select(UnmatchedEncounter, HealthUnit).join(HealthUnit)
+        return (
+            UnmatchedEncounter.select(UnmatchedEncounter, HealthUnit, Citizen)
+            .join(HealthUnit)
+            .switch(UnmatchedEncounter)
+            .join(Citizen, JOIN.LEFT_OUTER, on=(UnmatchedEncounter.resolved_citizen == Citizen.id))
+        )
 
     def get_query(self):
         return self._in_scope(self.base_query())

@@ -244,3 +244,26 @@ def test_only_staff_of_a_hospital_or_health_centre_upload_encounters(app, world,
 
     assert client.get("/admin/encounters/upload/").status_code == 403
     assert client.post("/admin/encounters/upload/", data={}).status_code == 403
+
+
+@pytest.mark.parametrize("page", ["/admin/api_key/", "/admin/unmatched_encounter/"])
+def test_the_lists_make_no_query_per_row(app, world, page):
+    from playhouse.test_utils import count_queries
+
+    client = client_of(app, world, "admin")
+    admin = world["accounts"]["admin"]
+
+    def add(n, start):
+        for i in range(start, start + n):
+            api_keys.issue(world["hospital"], f"k{i}", by=admin)
+            row = queue(world, f"Q{i}", world["wards"][0])
+            encounter_from_queue(row, world["resident"], by=admin, now=clock.now())
+
+    add(1, 0)
+    with count_queries() as few:
+        assert client.get(page).status_code == 200
+    add(5, 1)
+    with count_queries() as many:
+        assert client.get(page).status_code == 200
+
+    assert many.count == few.count

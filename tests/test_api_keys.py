@@ -80,3 +80,19 @@ def test_last_used_is_written_at_most_once_a_minute(app, monkeypatch):
     api_keys.authenticate(bearer(plaintext))
 
     assert ApiKey.get_by_id(api_key.id).last_used_at == start + datetime.timedelta(seconds=61)
+
+
+def test_a_real_key_reads_the_fhir_record_of_a_patient_it_treated_until_revoked(client):
+    from models.records import Encounter
+    from tests.factories import make_citizen
+    from tests.factories import wards_of
+
+    api_key, plaintext, admin = make_key()
+    citizen = make_citizen(wards_of(n=1)[0])
+    Encounter.create(citizen=citizen, facility=api_key.facility, date=datetime.date(2025, 1, 1))
+    url = f"/api/v1/fhir/Patient/{citizen.health_code}/$everything"
+    headers = {"Authorization": f"Bearer {plaintext}"}
+
+    assert client.get(url, headers=headers).status_code == 200
+    api_keys.revoke(api_key, by=admin)
+    assert client.get(url, headers=headers).status_code == 401
