@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from peewee import JOIN
+from peewee import IntegrityError
 from wtforms import HiddenField
 from wtforms import TextAreaField
 
@@ -178,6 +179,9 @@ class DuplicateCandidateView(PortalModelView):
             )
         except FieldError as exc:
             flash(f"{FIELD_LABELS.get(exc.field, exc.field)}: {exc.message}", "error")
+            return back
+        except IntegrityError:
+            flash(_("The change conflicts with other records and was not saved."), "error")
             return back
         flash(_("The two records were merged into one."), "success")
         return redirect(self.get_url("citizen.details_view", id=survivor.id))

@@ -271,6 +271,22 @@ def test_the_chosen_values_are_applied_and_the_old_codes_become_aliases(world, f
     assert Citizen.find_by_health_code("221234567897") is None
 
 
+def test_an_id_number_or_insurance_number_not_kept_becomes_an_alias(world):
+    ward = world["wards"][0]
+    first, second = twins(ward, national_id="022190000999", insurance_number="DN4220123456789")
+    Citizen.update(insurance_number="GD4220000000001").where(Citizen.id == first.id).execute()
+    first = Citizen.get_by_id(first.id)
+
+    duplicates.merge(first, second, duplicates.default_choices(first, second), by=world["owner"])
+
+    aliases = {(a.kind, a.value) for a in CitizenAlias.select().where(CitizenAlias.citizen == first.id)}
+    assert aliases == {
+        ("health_code", second.health_code),
+        ("national_id", "022190000999"),
+        ("insurance_number", "DN4220123456789"),
+    }
+
+
 def test_the_public_lookup_with_the_merged_records_old_code_reaches_the_survivor(world, full_pair, app):
     first, second = full_pair["first"], full_pair["second"]
     Encounter.create(citizen=first, date=datetime.date(2025, 6, 1), facility_name="BV", diagnosis="Viêm họng")
@@ -356,7 +372,10 @@ def test_the_list_is_scoped_and_filtered(world, full_pair, client):
     listing = client.get("/admin/duplicate/")
     assert listing.status_code == 200
     assert "Nguyễn Thị Mai" in listing.text and "Lý Văn Xa" not in listing.text
-    assert client.get("/admin/duplicate/?flt0_0=national_id").status_code == 200
+    assert "Nguyễn Thị Mai" not in client.get("/admin/duplicate/?flt0_0=national_id").text  # by reason
+    assert "Nguyễn Thị Mai" in client.get("/admin/duplicate/?flt0_0=name_dob_ward").text
+    assert "Nguyễn Thị Mai" not in client.get("/admin/duplicate/?flt0_1=merged").text  # by status
+    assert "Nguyễn Thị Mai" in client.get("/admin/duplicate/?flt0_1=open").text
     sign_in(client, "outsider")
     listing = client.get("/admin/duplicate/")
     assert "Lý Văn Xa" in listing.text and "Nguyễn Thị Mai" not in listing.text
