@@ -18,6 +18,8 @@ REASONS = (
     ("national_id", _l("Same ID number")),
     ("name_dob_phone", _l("Same name, date of birth and phone")),
     ("name_dob_ward", _l("Same name, date of birth and commune")),
+    ("alias", _l("Code or ID number of a merged record")),
+    ("manual", _l("Chosen by staff")),
 )
 OPEN, MERGED, NOT_DUPLICATE = "open", "merged", "not_duplicate"
 STATUSES = ((OPEN, _l("To review")), (MERGED, _l("Merged")), (NOT_DUPLICATE, _l("Not a duplicate")))
@@ -46,7 +48,14 @@ class DuplicateCandidate(BaseModel):
     note = TextField(null=True)
 
     class Meta:
-        indexes = ((("citizen_a_id", "citizen_b_id"), True),)
+        # Unique among pairs not merged: a merged record's id can come back on SQLite (it reuses the
+        # highest id once deleted), and the new person must still be comparable. See m0008.
+        indexes = ((("citizen_a_id", "citizen_b_id"), False),)
+
+    @classmethod
+    def live(cls):
+        """Pairs still open or decided apart (a merged pair speaks of a record that is gone)."""
+        return cls.select().where(cls.status != MERGED)
 
     def __str__(self):
         return f"#{self.id}"

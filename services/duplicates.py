@@ -98,6 +98,7 @@ def queue(pairs):
         return 0
     known = DuplicateCandidate.select(DuplicateCandidate.citizen_a_id, DuplicateCandidate.citizen_b_id).where(
         pairs_in(DuplicateCandidate.citizen_a_id, DuplicateCandidate.citizen_b_id, sorted(pairs))
+        & (DuplicateCandidate.status != MERGED)
     )
     seen = set(known.tuples())
     now = utcnow()
@@ -116,7 +117,10 @@ def find_duplicates_of(citizen_ids):
     citizen_ids = sorted(set(citizen_ids))
     if not citizen_ids:
         return 0
-    new = list(Citizen.select(*_COLUMNS).where(any_of(Citizen.id, citizen_ids)).tuples())
+    new_with_codes = list(
+        Citizen.select(*_COLUMNS, Citizen.health_code).where(any_of(Citizen.id, citizen_ids)).tuples()
+    )
+    new = [row[:-1] for row in new_with_codes]
     national_ids = sorted({r[5] for r in new if r[5]})
     born = [r for r in new if r[2] is not None]
     by_phone = sorted({(r[2], r[3]) for r in born if r[3]})
@@ -130,7 +134,31 @@ def find_duplicates_of(citizen_ids):
     )
     rows = {row[0]: row for row in query.tuples()}
     rows.update((row[0], row) for row in new)
-    return queue(_pairs_among(rows.values(), new_ids=set(citizen_ids)))
+    pairs = _pairs_among(rows.values(), new_ids=set(citizen_ids))
+    for pair in _alias_pairs(new_with_codes):
+        pairs.setdefault(pair, "alias")
+    return queue(pairs)
+
+
+def _alias_pairs(rows):
+    """Pairs of a new citizen and the record whose merged-away code or ID number it carries."""
+    owners = {}
+    for row in rows:
+        citizen_id, national_id, health_code = row[0], row[5], row[6]
+        for kind, value in (("health_code", health_code), ("national_id", national_id)):
+            if value:
+                owners.setdefault((kind, value), []).append(citizen_id)
+    if not owners:
+        return []
+    query = CitizenAlias.select(CitizenAlias.kind, CitizenAlias.value, CitizenAlias.citizen).where(
+        pairs_in(CitizenAlias.kind, CitizenAlias.value, sorted(owners))
+    )
+    return [
+        DuplicateCandidate.pair(survivor_id, citizen_id)
+        for kind, value, survivor_id in query.tuples()
+        for citizen_id in owners[(kind, value)]
+        if citizen_id != survivor_id
+    ]
 
 
 def scan(batch=SCAN_BATCH, echo=None):
@@ -374,11 +402,13 @@ def _close_candidates(survivor_id, merged_id, by, note):
     """Mark the pair merged; pairs with merged now speak of survivor (or go when they repeat one)."""
     a, b = DuplicateCandidate.pair(survivor_id, merged_id)
     now = utcnow()
-    candidate = DuplicateCandidate.get_or_none(
-        (DuplicateCandidate.citizen_a_id == a) & (DuplicateCandidate.citizen_b_id == b)
+    candidate = (
+        DuplicateCandidate.live()
+        .where((DuplicateCandidate.citizen_a_id == a) & (DuplicateCandidate.citizen_b_id == b))
+        .first()
     )
     if candidate is None:
-        candidate = DuplicateCandidate.create(citizen_a_id=a, citizen_b_id=b, reason="national_id", found_at=now)
+        candidate = DuplicateCandidate.create(citizen_a_id=a, citizen_b_id=b, reason="manual", found_at=now)
     others = DuplicateCandidate.select().where(
         ((DuplicateCandidate.citizen_a_id == merged_id) | (DuplicateCandidate.citizen_b_id == merged_id))
         & (DuplicateCandidate.id != candidate.id)
@@ -386,8 +416,10 @@ def _close_candidates(survivor_id, merged_id, by, note):
     )
     for other in list(others):
         pair = DuplicateCandidate.pair(survivor_id, other.other_id(merged_id))
-        repeat = DuplicateCandidate.get_or_none(
-            (DuplicateCandidate.citizen_a_id == pair[0]) & (DuplicateCandidate.citizen_b_id == pair[1])
+        repeat = (
+            DuplicateCandidate.live()
+            .where((DuplicateCandidate.citizen_a_id == pair[0]) & (DuplicateCandidate.citizen_b_id == pair[1]))
+            .first()
         )
         if pair[0] == pair[1] or (repeat is not None and (repeat.status == NOT_DUPLICATE or other.status == OPEN)):
             other.delete_instance()

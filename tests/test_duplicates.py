@@ -287,6 +287,46 @@ def test_an_id_number_or_insurance_number_not_kept_becomes_an_alias(world):
     }
 
 
+def test_a_new_record_with_a_merged_records_old_code_is_queued_with_the_survivor(world, tmp_path):
+    ward = world["wards"][0]
+    first, second = twins(ward)
+    duplicates.merge(first, second, duplicates.default_choices(first, second), by=world["owner"])
+    path = tmp_path / "old.csv"
+    path.write_text(
+        f"full_name,health_code,ward_code\nNguyễn T. Mai,{second.health_code},{ward:05d}\n", encoding="utf-8"
+    )
+
+    assert import_citizens(path, Scope.everything()).created == 1
+
+    again = Citizen.get(Citizen.full_name == "Nguyễn T. Mai")
+    assert (first.id, again.id, "alias", "open") in pairs()
+
+
+def test_the_merged_records_other_pairs_now_speak_of_the_survivor(world):
+    ward = world["wards"][0]
+    x, y, z = (make_citizen(ward, full_name="Mai Văn Ba", date_of_birth=BORN) for _ in range(3))
+    w = make_citizen(ward, full_name="Mai Văn Ba", date_of_birth=BORN, phone="0912000003")
+    duplicates.find_duplicates_of([y.id, z.id, w.id])
+    DuplicateCandidate.get(citizen_a_id=y.id, citizen_b_id=w.id).mark_not_duplicate(by=world["owner"], note="no")
+
+    duplicates.merge(x, y, duplicates.default_choices(x, y), by=world["owner"])
+
+    assert pairs() == {
+        (x.id, y.id, "name_dob_ward", "merged"),
+        (x.id, z.id, "name_dob_ward", "open"),  # (y, z) went: it repeated (x, z)
+        (x.id, w.id, "name_dob_ward", "not_duplicate"),  # the decision about y now holds for x
+        (z.id, w.id, "name_dob_ward", "open"),
+    }
+
+
+def test_a_merge_without_a_queued_pair_records_one_chosen_by_staff(world):
+    ward, other_ward = world["wards"]
+    first = make_citizen(ward, full_name="Hà Văn Một", date_of_birth=BORN)
+    second = make_citizen(other_ward, full_name="Hà Văn Hai")
+    duplicates.merge(first, second, duplicates.default_choices(first, second), by=world["owner"])
+    assert pairs() == {(first.id, second.id, "manual", "merged")}
+
+
 def test_the_public_lookup_with_the_merged_records_old_code_reaches_the_survivor(world, full_pair, app):
     first, second = full_pair["first"], full_pair["second"]
     Encounter.create(citizen=first, date=datetime.date(2025, 6, 1), facility_name="BV", diagnosis="Viêm họng")
