@@ -1,7 +1,6 @@
 """FHIR R4 out: Patient/$everything for signed-in staff and for facilities' API keys."""
 
 import datetime
-import importlib
 import json
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from admin_views.scoping import current_scope
 from models.accounts import Scope
 from models.audit import Action
 from models.audit import AuditEvent
+from services import api_keys
 from services import clock
 from services import fhir
 
@@ -75,8 +75,7 @@ def _reader():
 
 
 def _key_reader():
-    api_keys = _api_keys()
-    key = api_keys.authenticate(request) if api_keys else None
+    key = api_keys.authenticate(request)
     if key is None:
         raise Refusal(401, "login", _("The API key is not valid."))
     facility = key.facility
@@ -86,16 +85,6 @@ def _key_reader():
     return SimpleNamespace(
         actor=actor, may_read=lambda c: scope.covers(c.ward_id) or fhir.has_encounter_at(c, facility)
     )
-
-
-def _api_keys():
-    """services.api_keys once it exists (the hospital feed's keys), else None."""
-    try:
-        return importlib.import_module("services.api_keys")
-    except ModuleNotFoundError as exc:
-        if exc.name != "services.api_keys":
-            raise
-        return None
 
 
 def _outcome(refusal):

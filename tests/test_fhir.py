@@ -1,8 +1,6 @@
 """FHIR R4 out: GET /api/v1/fhir/Patient/<health_code>/$everything."""
 
 import datetime
-import sys
-from types import SimpleNamespace
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
@@ -12,7 +10,7 @@ from pydantic import ValidationError
 
 from models.accounts import Role
 from models.audit import AuditEvent
-from models.citizens import Citizen
+from models.duplicates import CitizenAlias
 from models.places import Ward
 from models.records import Allergy
 from models.records import Condition
@@ -21,6 +19,7 @@ from models.records import Vaccination
 from models.records import Vaccine
 from models.units import HealthUnit
 from models.units import UnitKind
+from services import api_keys
 from services import fhir
 from tests.factories import make_citizen
 from tests.factories import make_staff
@@ -376,17 +375,13 @@ def test_an_authorization_header_that_is_no_valid_key_gets_401_even_with_a_sessi
     assert validate(response.get_json(force=True))["issue"][0]["code"] == "login"
 
 
-def test_a_merged_records_old_code_is_found_through_the_citizens_finder(client, world, monkeypatch):
-    """Duplicate merge keeps old health codes as aliases; the export looks codes up the same way."""
+def test_a_merged_records_old_code_finds_the_survivor(client, world):
+    """Duplicate merge keeps old health codes as aliases; the export looks codes up through them."""
     citizen = world["citizen"]
-
-    def find_by_health_code(code):
-        return citizen if code in {"QN-OLD1", citizen.health_code} else None
-
-    monkeypatch.setattr(Citizen, "find_by_health_code", staticmethod(find_by_health_code), raising=False)
+    CitizenAlias.create(citizen=citizen, kind="health_code", value="QN-OLD1")
     sign_in(client, "home")
 
-    response = client.get(url("QN-OLD1"))
+    response = client.get(url("qn-old1"))
 
     assert response.status_code == 200
     [patient] = resources_of(validate(response.get_json(force=True)), "Patient")
@@ -405,21 +400,21 @@ def test_the_bundle_is_stamped_with_the_portals_clock_in_utc(client, world, monk
     ]
 
 
-# API keys, through a stand-in for services.api_keys with its interface: authenticate(request) -> key or None.
+# API keys: real keys issued and revoked by services.api_keys.
 @pytest.fixture
-def keys(world, monkeypatch):
-    """Bearer tokens "key-<facility code>" are valid for the facility; any other token is not."""
-    units = {u.code: u for u in HealthUnit.select()}
+def keys(world):
+    """Issue a key for the facility with this code; return its Authorization header."""
+    issuer = make_staff(world["station"], Role.SYSTEM_ADMIN, username="keymaster")
+    issued = {}
 
-    def authenticate(request):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        code = token.removeprefix("key-")
-        if scheme != "Bearer" or not token.startswith("key-") or code not in units:
-            return None
-        return SimpleNamespace(facility=units[code])
+    def header(code):
+        if code not in issued:
+            issued[code] = api_keys.issue(HealthUnit.get(HealthUnit.code == code), "FHIR", by=issuer)
+        return {"Authorization": f"Bearer {issued[code][1]}"}
 
-    monkeypatch.setitem(sys.modules, "services.api_keys", SimpleNamespace(authenticate=authenticate))
-    return lambda code: {"Authorization": f"Bearer key-{code}"}
+    header.issued = issued
+    header.issuer = issuer
+    return header
 
 
 def test_a_key_of_the_citizens_station_reads_the_record_without_a_cookie(client, world, keys):
@@ -457,4 +452,17 @@ def test_a_key_of_a_foreign_facility_gets_404_and_a_bad_key_401(client, world, k
     assert validate(foreign.get_json(force=True))["issue"][0]["code"] == "not-found"
     assert bad.status_code == 401
     assert "Set-Cookie" not in bad.headers
+    assert bad.headers["WWW-Authenticate"].startswith("Bearer")
     assert AuditEvent.select().where(AuditEvent.object_type == "fhir_everything").count() == 0
+
+
+def test_a_revoked_key_gets_401(client, world, keys):
+    headers = keys("TYT1")
+    assert client.get(url(world["citizen"].health_code), headers=headers).status_code == 200
+
+    api_keys.revoke(keys.issued["TYT1"][0], by=keys.issuer)
+    response = client.get(url(world["citizen"].health_code), headers=headers)
+
+    assert response.status_code == 401
+    assert validate(response.get_json(force=True))["issue"][0]["code"] == "login"
+    assert AuditEvent.select().where(AuditEvent.object_type == "fhir_everything").count() == 1
