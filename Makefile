@@ -34,12 +34,13 @@ run: $(VENV)/.installed-run translations
 test: $(VENV)/.installed-dev translations
 	$(PY) -m pytest
 
-# The back office and citizens' pages (and the demo-data load), then reports on the same data, risk triage, imports.
+# The back office and citizens' pages (and the demo-data load), then reports on the same data, risk triage, imports, the encounter API.
 bench: $(VENV)/.installed-dev translations
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.reports $(REPORTS_BENCH_ARGS)
 	$(PY) -m bench.risk $(RISK_BENCH_ARGS)
 	$(PY) -m bench.imports $(IMPORTS_BENCH_ARGS)
+	$(PY) -m bench.api $(API_BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

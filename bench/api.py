@@ -6,12 +6,13 @@ request: key check, JSON, validation, one transaction per batch, audit). Patient
 code (80 %), by CCCD (10 %) or are unknown and queued (10 %). The same batches are then sent again
 (every visit unchanged). Budget: >= 500 encounters/s in batches.
 
-SQLite: instance/bench-api.db (recreated). PostgreSQL: pass --database-url; its schema is dropped and
-recreated.
+By default on SQLite (instance/bench-api.db, recreated) and on PostgreSQL (database `bench_api` on the
+TEST_DATABASE_URL server, its schema recreated); --database-url runs on that one database only.
 """
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -137,28 +138,56 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--citizens", type=int, default=20_000)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database-url", default=None, help="one database only (its schema is recreated)")
+    parser.add_argument("--databases", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    parser.add_argument(
+        "--postgres-admin-url",
+        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument("--postgres-database", default="bench_api")
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args(argv)
-    url = args.database_url
-    if url is None:
-        path = PROJECT_DIR / "instance" / "bench-api.db"
-        path.parent.mkdir(exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
+    if args.database_url:
+        urls = [("given", args.database_url)]
+    else:
+        urls = [(name, _fresh(name, args)) for name in args.databases.split(",")]
+    ok = True
+    for name, url in urls:
+        ok = run(name, url, args) and ok
+    print(f"budget >= {ENCOUNTERS_PER_SECOND}/s: {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+def _fresh(name, args):
+    """A URL to an empty database of this kind: instance/bench-api.db, or the bench_api PostgreSQL database."""
+    if name == "postgres":
+        from bench.imports import fresh_postgres
+
+        return fresh_postgres(args.postgres_admin_url, args.postgres_database)
+    path = PROJECT_DIR / "instance" / "bench-api.db"
+    path.parent.mkdir(exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def run(name, url, args):
+    """Both sends on one database; True when each met the budget."""
     app, secret, people, wards = build(url, args.citizens, args.seed)
     bodies = batches(people, wards, args.batches, args.batch_size, args.seed)
     total = args.batches * args.batch_size
     ok = True
+    figures = {"database": name, "encounters": total, "batch_size": args.batch_size}
     for label in ("first send", "resend"):
         seconds, counts = send(app, secret, bodies)
         rate = total / seconds
         ok = ok and rate >= ENCOUNTERS_PER_SECOND
-        print(f"{label}: {total} encounters in {seconds:.2f} s = {rate:,.0f} encounters/s {counts}")
-    print(f"budget >= {ENCOUNTERS_PER_SECOND}/s: {'met' if ok else 'NOT met'}")
-    return 0 if ok else 1
-
+        figures[label] = {"seconds": round(seconds, 3), "per_second": round(rate), "counts": dict(counts)}
+        print(f"{name} {label}: {total} encounters in {seconds:.2f} s = {rate:,.0f} encounters/s {dict(counts)}")
+    results = BENCH_DIR / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"api-{name}.json").write_text(json.dumps(figures, indent=2))
+    return ok
 
 if __name__ == "__main__":
     raise SystemExit(main())
