@@ -70,6 +70,7 @@ def create_app(test_config=None):
     from cli import register_commands
     from public import bp as public_bp
     from public.api import bp as api_bp
+    from public.api import register_json_errors
     from public.declare import bp as declare_bp
     from public.fhir import bp as fhir_bp
     from public.lookup import bp as lookup_bp
@@ -80,6 +81,7 @@ def create_app(test_config=None):
     app.register_blueprint(fhir_bp)
     # Token-authenticated, never cookie-authenticated: it needs no CSRF token (no CSRFProtect is global).
     app.register_blueprint(api_bp)
+    register_json_errors(app)
     app.register_blueprint(auth_bp)
     init_admin(app)
     register_commands(app)

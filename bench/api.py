@@ -189,5 +189,6 @@ def run(name, url, args):
     (results / f"api-{name}.json").write_text(json.dumps(figures, indent=2))
     return ok
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,6 +9,7 @@ from peewee import TextField
 
 from models.accounts import Staff
 from models.base import BaseModel
+from models.base import any_of
 from models.base import db
 from models.base import utcnow
 from models.citizens import Citizen
@@ -109,6 +110,15 @@ class CitizenAlias(BaseModel):
 
     def __str__(self):
         return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def owners(cls, kind, values):
+        """{value: id of the citizen a record with this old identifier was merged into}, in one query."""
+        values = sorted(set(values))
+        if not values:
+            return {}
+        query = cls.select(cls.value, cls.citizen).where((cls.kind == kind) & any_of(cls.value, values))
+        return dict(query.tuples())
 
     @classmethod
     def in_scope(cls, scope, query=None):

@@ -7,6 +7,7 @@ from flask import Blueprint
 from flask import Response
 from flask import request
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
 
 from services import api_keys
 from services import clock
@@ -69,6 +70,38 @@ def _body():
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise Refusal(400, "malformed_json", _("The body is not valid JSON in UTF-8.")) from None
+
+
+def register_json_errors(app):
+    """HTTP errors under /api/ (a path or method that does not exist) answer in JSON, never an HTML page.
+
+    The encounter API's refusals have its shape; the FHIR endpoints' are OperationOutcomes.
+    """
+
+    @app.errorhandler(HTTPException)
+    def _api_http_error(error):
+        if not request.path.startswith("/api/"):
+            return error  # the rest of the portal keeps Werkzeug's pages
+        if error.code == 404:
+            code, message = "not_found", _("There is no such API endpoint.")
+        elif error.code == 405:
+            code, message = (
+                "method_not_allowed",
+                _("This endpoint does not accept the %(method)s method.", method=request.method),
+            )
+        elif error.code == 413:
+            code, message = "too_large", _too_large().message
+        else:
+            code, message = "http_error", _("The request could not be handled (HTTP %(status)s).", status=error.code)
+        if request.path.startswith("/api/v1/fhir/"):
+            from public.fhir import fhir_error
+
+            response = fhir_error(error.code, message)
+        else:
+            response = _json({"error": code, "message": message}, error.code)
+        if error.code == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
 
 
 def _too_large():

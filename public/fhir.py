@@ -94,5 +94,15 @@ def _outcome(refusal):
     return response
 
 
+def fhir_error(status, message):
+    """An OperationOutcome for an HTTP error the routes never saw (unknown path, wrong method)."""
+    issue = {404: "not-found", 405: "not-supported", 413: "too-costly"}.get(
+        status, "invalid" if status < 500 else "exception"
+    )
+    response = _fhir_response(fhir.operation_outcome(issue, message), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _fhir_response(document, status):
     return Response(json.dumps(document, ensure_ascii=False), status=status, mimetype=FHIR_JSON)

@@ -32,6 +32,7 @@ from models.base import pairs_in
 from models.base import utcnow
 from models.citizens import Citizen
 from models.citizens import Household
+from models.duplicates import CitizenAlias
 from models.places import Ward
 from models.text import fold
 from models.validation import FieldError
@@ -466,7 +467,9 @@ class _Importer:
             changes = {
                 name: fields[name]
                 for name in IMPORTED_FIELDS
-                if fields[name] is not None and fields[name] != match[name]
+                if fields[name] is not None
+                and fields[name] != match[name]
+                and (name, fields[name]) not in existing["aliases"]  # an old code stays old
             }
             if book is not None:
                 changes["household"] = book
@@ -507,6 +510,17 @@ class _Importer:
         if ids:
             for row in Citizen.select(*columns).where(any_of(Citizen.national_id, sorted(ids))).dicts():
                 by_id.setdefault(row["national_id"], row)
+        # A merged record's old health code or ID number names the record it was merged into.
+        owners = {
+            kind: CitizenAlias.owners(kind, [value for value in wanted if value not in found])
+            for kind, wanted, found in (("health_code", codes, by_code), ("national_id", ids, by_id))
+        }
+        survivors = sorted({citizen_id for found in owners.values() for citizen_id in found.values()})
+        if survivors:
+            rows = {row["id"]: row for row in Citizen.select(*columns).where(any_of(Citizen.id, survivors)).dicts()}
+            for kind, found in (("health_code", by_code), ("national_id", by_id)):
+                for value, citizen_id in owners[kind].items():
+                    found[value] = rows[citizen_id]
         if people:
             # The exact (birth date, commune) pairs of the batch: any birth date with any commune
             # would read more and more unrelated citizens as the table grows.
@@ -521,7 +535,14 @@ class _Importer:
         if books:
             query = Household.select(Household.book_number, Household.id).where(any_of(Household.book_number, books))
             households = dict(query.tuples())
-        return {"health_code": by_code, "national_id": by_id, "person": by_person, "households": households}
+        aliases = {(kind, value) for kind, found in owners.items() for value in found}
+        return {
+            "health_code": by_code,
+            "national_id": by_id,
+            "person": by_person,
+            "households": households,
+            "aliases": aliases,
+        }
 
     def _match(self, number, values, fields, existing):
         """The existing row this one updates, None for a new citizen, or False when the row is rejected."""

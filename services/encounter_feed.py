@@ -18,6 +18,7 @@ from models.audit import AuditEvent
 from models.base import any_of
 from models.base import db
 from models.citizens import Citizen
+from models.duplicates import CitizenAlias
 from models.places import Ward
 from models.records import ICD10
 from models.records import Encounter
@@ -293,6 +294,11 @@ def _patients(visits):
             found[key] = citizen_id
     for key in shared:
         del found[key]
+    # A merged record's old health code or ID number still names the person it was merged into.
+    for kind, values in (("health_code", health_codes), ("national_id", national_ids)):
+        missing = [value for value in values if (kind, value) not in found and (kind, value) not in shared]
+        for value, citizen_id in CitizenAlias.owners(kind, missing).items():
+            found[(kind, value)] = citizen_id
     return found
 
 

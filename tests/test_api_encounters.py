@@ -264,3 +264,46 @@ def test_a_queued_visit_keeps_only_the_checked_fields(client, world):
             "ward_code": None,
         },
     }
+
+
+def test_a_merged_records_old_health_code_or_id_number_reaches_the_survivor(client, world):
+    from services import duplicates
+
+    survivor = world["citizen"]
+    merged = make_citizen(world["wards"][0], national_id="001090009999", date_of_birth=datetime.date(1990, 5, 1))
+    old_code = merged.health_code
+    duplicates.merge(survivor, merged, duplicates.default_choices(survivor, merged), by=world["admin"])
+    items = [visit("A1", health_code=old_code), visit("A2", patient={"national_id": "001090009999"})]
+
+    response = post(client, world, {"encounters": items})
+
+    assert response.get_json() == {"created": 2, "updated": 0, "unchanged": 0, "queued": 0}
+    assert {e.citizen_id for e in Encounter.select()} == {survivor.id}
+    assert UnmatchedEncounter.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", URL, 405, "method_not_allowed"),
+        ("DELETE", URL, 405, "method_not_allowed"),
+        ("POST", "/api/v1/openapi.json", 405, "method_not_allowed"),
+        ("GET", "/api/v1/patients", 404, "not_found"),
+        ("GET", "/api/v2/encounters", 404, "not_found"),
+    ],
+)
+def test_an_unknown_path_or_method_under_api_is_answered_in_json(client, world, method, path, status, error):
+    response = client.open(path, method=method, headers={"Authorization": f"Bearer {world['secret']}"})
+
+    body = assert_json_refusal(response, status)
+    assert body["error"] == error
+    assert body["message"]
+    if status == 405:
+        assert "POST" in response.headers["Allow"] or "GET" in response.headers["Allow"]
+
+
+def test_the_rest_of_the_portal_keeps_its_html_error_pages(client):
+    response = client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"

@@ -287,19 +287,39 @@ def test_an_id_number_or_insurance_number_not_kept_becomes_an_alias(world):
     }
 
 
-def test_a_new_record_with_a_merged_records_old_code_is_queued_with_the_survivor(world, tmp_path):
+def test_a_new_record_with_a_merged_records_old_code_is_queued_with_the_survivor(world):
     ward = world["wards"][0]
     first, second = twins(ward)
     duplicates.merge(first, second, duplicates.default_choices(first, second), by=world["owner"])
+
+    again = make_citizen(ward, full_name="Nguyễn T. Mai", health_code=second.health_code)
+    duplicates.find_duplicates_of([again.id])
+
+    assert (first.id, again.id, "alias", "open") in pairs()
+
+
+def test_an_import_row_with_a_merged_records_old_codes_updates_the_survivor(world, tmp_path):
+    ward = world["wards"][0]
+    first, second = twins(ward, national_id="022190000999")
+    choices = duplicates.default_choices(first, second)  # keeps the first's code and ID number
+    duplicates.merge(first, second, choices, by=world["owner"])
+    kept_code = Citizen.get_by_id(first.id).health_code
     path = tmp_path / "old.csv"
     path.write_text(
-        f"full_name,health_code,ward_code\nNguyễn T. Mai,{second.health_code},{ward:05d}\n", encoding="utf-8"
+        "full_name,date_of_birth,health_code,national_id,occupation,ward_code\n"
+        f"Nguyễn Thị Mai,06/05/1990,{second.health_code},022190000999,Giáo viên,{ward:05d}\n",
+        encoding="utf-8",
     )
 
-    assert import_citizens(path, Scope.everything()).created == 1
+    result = import_citizens(path, Scope.everything())
+    again = import_citizens(path, Scope.everything())
 
-    again = Citizen.get(Citizen.full_name == "Nguyễn T. Mai")
-    assert (first.id, again.id, "alias", "open") in pairs()
+    assert (result.created, result.updated, result.rejected) == (0, 1, [])
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+    survivor = Citizen.get_by_id(first.id)
+    assert survivor.occupation == "Giáo viên"
+    assert (survivor.health_code, survivor.national_id) == (kept_code, "022190000123")  # old codes stay aliases
+    assert Citizen.select().count() == 1
 
 
 def test_the_merged_records_other_pairs_now_speak_of_the_survivor(world):

@@ -466,3 +466,14 @@ def test_a_revoked_key_gets_401(client, world, keys):
     assert response.status_code == 401
     assert validate(response.get_json(force=True))["issue"][0]["code"] == "login"
     assert AuditEvent.select().where(AuditEvent.object_type == "fhir_everything").count() == 1
+
+
+def test_a_wrong_method_or_unknown_fhir_path_is_an_operation_outcome(client, world):
+    wrong_method = client.post(url(world["citizen"].health_code), json={})
+    unknown = client.get("/api/v1/fhir/Observation/1")
+
+    assert (wrong_method.status_code, unknown.status_code) == (405, 404)
+    assert "GET" in wrong_method.headers["Allow"]
+    for response, code in ((wrong_method, "not-supported"), (unknown, "not-found")):
+        assert response.mimetype == "application/fhir+json"
+        assert validate(response.get_json(force=True))["issue"][0]["code"] == code
