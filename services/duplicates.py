@@ -112,25 +112,31 @@ def queue(pairs):
     return len(rows)
 
 
-def find_duplicates_of(citizen_ids):
-    """Queue the likely duplicates of these (new) citizens; a few queries whatever their number."""
+def find_duplicates_of(citizen_ids, rows=None):
+    """Queue the likely duplicates of these (new) citizens; a few queries whatever their number.
+
+    rows: the citizens as (id, full name, birth date, phone, ward, national ID, health code) when
+    the caller has them in hand (an import), saving their reading back.
+    """
     citizen_ids = sorted(set(citizen_ids))
     if not citizen_ids:
         return 0
-    new_with_codes = list(
-        Citizen.select(*_COLUMNS, Citizen.health_code).where(any_of(Citizen.id, citizen_ids)).tuples()
-    )
+    if rows is None:
+        rows = Citizen.select(*_COLUMNS, Citizen.health_code).where(any_of(Citizen.id, citizen_ids)).tuples()
+    new_with_codes = list(rows)
     new = [row[:-1] for row in new_with_codes]
     national_ids = sorted({r[5] for r in new if r[5]})
     born = [r for r in new if r[2] is not None]
     by_phone = sorted({(r[2], r[3]) for r in born if r[3]})
     by_ward = sorted({(r[2], r[4]) for r in born})
-    # UNION ALL: one round trip, each branch on its own index; the dict below drops repeats.
+    # UNION ALL: one round trip, each branch on its own index; the dict below drops repeats. The new
+    # citizens themselves are left out of the branches: each would match itself, and they are in hand.
+    others = ~any_of(Citizen.id, citizen_ids)
     query = (
         Citizen.select(*_COLUMNS)
-        .where(any_of(Citizen.national_id, national_ids))
-        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.phone, by_phone)))
-        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.ward, by_ward)))
+        .where(any_of(Citizen.national_id, national_ids) & others)
+        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.phone, by_phone) & others))
+        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.ward, by_ward) & others))
     )
     rows = {row[0]: row for row in query.tuples()}
     rows.update((row[0], row) for row in new)

@@ -446,3 +446,32 @@ def test_a_row_without_codes_never_overwrites_a_person_made_by_an_earlier_row(wa
     assert (result.created, result.updated, len(result.rejected)) == (1, 0, 1)
     assert result.rejected[0].row == 3 and "2" in str(result.rejected[0].reason)
     assert Citizen.get(Citizen.health_code == "220000000017").phone == "0912000001"
+
+
+def test_seen_keys_find_the_first_row_across_merged_runs():
+    seen = citizen_import.SeenKeys()
+    for start in range(0, 10_000, 1_000):  # ten batches: the runs merge as they grow
+        seen.add({hash(f"key-{n}"): n + 1 for n in range(start, start + 1_000)})
+    assert len(seen) == 10_000 and len(seen.runs) < 10
+    keys = [hash("key-0"), None, hash("key-9999"), hash("never"), hash("key-4321")]
+    assert seen.first_rows(keys) == [1, None, 10_000, None, 4_322]
+    assert citizen_import.SeenKeys().first_rows([hash("x"), None]) == [None, None]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 2_000])
+def test_a_repeat_is_rejected_naming_the_first_row_whatever_the_batches(wards, tmp_path, batch_size):
+    code = f"{wards[0]:05d}"
+    rows = [
+        ["full_name", "date_of_birth", "national_id", "health_code", "ward_code"],
+        ["Lê Văn Một", "01/01/1980", "022080000001", "", code],
+        ["Lê Văn Hai", "02/02/1982", "", "220000000017", code],
+        ["Lê Thị Ba", "03/03/1983", "", "", code],
+        ["Lê Văn Một", "01/01/1980", "022080000001", "", code],
+        ["Lê Văn Bốn", "04/04/1984", "", "220000000017", code],
+        ["Lê Thị Ba", "03/03/1983", "", "", code],
+    ]
+    result = import_citizens(write_csv(tmp_path / "repeats.csv", rows), Scope.everything(), batch_size=batch_size)
+
+    assert (result.created, [r.row for r in result.rejected]) == (3, [5, 6, 7])
+    assert [re.findall(r"\d+", r.reason)[0] for r in result.rejected] == ["2", "3", "4"]
+    assert [r.column for r in result.rejected] == ["national_id", "health_code", "full_name"]
