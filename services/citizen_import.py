@@ -15,6 +15,7 @@ import datetime
 import io
 import itertools
 import json
+import re
 import secrets
 import unicodedata
 import zipfile
@@ -26,6 +27,7 @@ from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 from openpyxl import load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from migrations.m0001_initial import SQLITE_SEARCH
 from models.audit import Action
@@ -383,6 +385,11 @@ def _number_text(value, pad_to=()):
     return value
 
 
+# NUL and the other C0 controls but tab and line breaks: no database column should hold them
+# (PostgreSQL refuses NUL), and a paper form never had them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _ward_code(value):
     text = _cell_text(_number_text(value))
     if not text:
@@ -397,6 +404,8 @@ def clean_row(values, keys, ward_codes):
     cells = {}
     for key, value in zip(keys, values, strict=False):
         if key is not None:
+            if isinstance(value, str) and _CONTROL.search(value):
+                raise FieldError(key, _l("The cell holds control characters (a damaged file?): retype it."))
             cells[key] = value
     cells["phone"] = _number_text(cells.get("phone"), pad_to=(10,))
     cells["national_id"] = _number_text(cells.get("national_id"), pad_to=(9, 12))
@@ -953,7 +962,10 @@ def _safe_cell(value):
 
     Only "=": other text is stored as a string cell, and "+84 912 345 678" must import again as typed.
     """
-    if isinstance(value, str) and value.startswith("="):
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)  # control characters cannot go in a workbook: marked
+    if value.startswith("="):
         return "'" + value
     return value
 

@@ -475,3 +475,20 @@ def test_a_repeat_is_rejected_naming_the_first_row_whatever_the_batches(wards, t
     assert (result.created, [r.row for r in result.rejected]) == (3, [5, 6, 7])
     assert [re.findall(r"\d+", r.reason)[0] for r in result.rejected] == ["2", "3", "4"]
     assert [r.column for r in result.rejected] == ["national_id", "health_code", "full_name"]
+
+
+def test_a_cell_with_a_nul_or_control_character_is_rejected_naming_its_column(wards, tmp_path):
+    code = f"{wards[0]:05d}"
+    rows = [
+        ["full_name", "date_of_birth", "address", "ward_code"],
+        ["Trần Văn\x00 Nul", "01/01/1980", "", code],
+        ["Trần Văn Bel", "01/01/1981", "Số 1\x07", code],
+        ["Trần Văn Tốt", "01/01/1982", "Số 2\tngõ 3", code],
+    ]
+    result = import_citizens(write_csv(tmp_path / "control.csv", rows), Scope.everything())
+
+    assert result.counts_line() == "created=1 updated=0 unchanged=0 rejected=2"
+    assert [(r.row, r.column) for r in result.rejected] == [(2, "full_name"), (3, "address")]
+    assert Citizen.get().permanent_address == "Số 2 ngõ 3"
+    sheet = list(load_workbook(result.rejected_path).active.values)
+    assert sheet[1][0] == "Trần Văn\ufffd Nul"  # marked where the damage is, as a workbook cannot hold it
