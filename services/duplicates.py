@@ -127,7 +127,9 @@ def find_duplicates_of(citizen_ids, rows=None):
     new = [row[:-1] for row in new_with_codes]
     national_ids = sorted({r[5] for r in new if r[5]})
     born = [r for r in new if r[2] is not None]
-    by_phone = sorted({(r[2], r[3]) for r in born if r[3]})
+    # (phone, birth date), phone first: SQLite then looks the pairs up on the phone's index; with the
+    # birth date first it read everyone born on each date (0.3 s a batch at a million citizens).
+    by_phone = sorted({(r[3], r[2]) for r in born if r[3]})
     by_ward = sorted({(r[2], r[4]) for r in born})
     # UNION ALL: one round trip, each branch on its own index; the dict below drops repeats. The new
     # citizens themselves are left out of the branches: each would match itself, and they are in hand.
@@ -135,7 +137,7 @@ def find_duplicates_of(citizen_ids, rows=None):
     query = (
         Citizen.select(*_COLUMNS)
         .where(any_of(Citizen.national_id, national_ids) & others)
-        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.phone, by_phone) & others))
+        .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.phone, Citizen.date_of_birth, by_phone) & others))
         .union_all(Citizen.select(*_COLUMNS).where(pairs_in(Citizen.date_of_birth, Citizen.ward, by_ward) & others))
     )
     rows = {row[0]: row for row in query.tuples()}
