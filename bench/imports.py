@@ -113,8 +113,59 @@ def child(url, csv_path):
     print(json.dumps(figures))
 
 
-def fresh_sqlite():
-    path = PROJECT_DIR / "instance" / "bench-import.db"
+RAW_COLUMNS = (
+    "full_name", "date_of_birth", "gender", "phone", "national_id", "insurance_number", "health_code",
+    "occupation", "ethnicity", "email", "ward_id", "permanent_address", "household_id", "search_text",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+def raw_child(source_url, target_url):
+    """The same citizens stored by the database alone: no checks, no matching, one bulk statement.
+
+    The rows the import stored are read back from source_url and written into the empty, migrated
+    database at target_url (same indexes, search index included): executemany on SQLite (the search
+    index filled once at the end), COPY on PostgreSQL. Prints one JSON line.
+    """
+    import io
+
+    import psycopg2
+
+    columns = ", ".join(f'"{c}"' for c in RAW_COLUMNS)
+    # Households are left out (household_id NULL): the raw load measures the citizen table.
+    selected = ", ".join("NULL" if c == "household_id" else f'"{c}"' for c in RAW_COLUMNS)
+    select = f"SELECT {selected} FROM citizen ORDER BY id"
+    if source_url.startswith("sqlite"):
+        import sqlite3
+
+        rows = sqlite3.connect(source_url.removeprefix("sqlite:///")).execute(select).fetchall()
+        target = sqlite3.connect(target_url.removeprefix("sqlite:///"))
+        target.execute("PRAGMA journal_mode = wal")
+        target.execute("PRAGMA synchronous = normal")
+        marks = ", ".join("?" * len(RAW_COLUMNS))
+        started = time.perf_counter()
+        with target:  # its fastest way: the search index filled in one statement, not by the trigger
+            target.execute("DROP TRIGGER citizen_fts_insert")
+            target.executemany(f"INSERT INTO citizen ({columns}) VALUES ({marks})", rows)
+            target.execute("INSERT INTO citizen_fts(rowid, search_text) SELECT id, search_text FROM citizen")
+        seconds = time.perf_counter() - started
+    else:
+        buffer = io.StringIO()
+        with psycopg2.connect(source_url) as source, source.cursor() as cursor:
+            cursor.copy_expert(f"COPY ({select}) TO STDOUT", buffer)
+        rows = buffer.getvalue().count("\n")
+        target = psycopg2.connect(target_url)
+        started = time.perf_counter()
+        with target, target.cursor() as cursor:
+            buffer.seek(0)
+            cursor.copy_expert(f"COPY citizen ({columns}) FROM STDIN", buffer)
+        seconds = time.perf_counter() - started
+        rows = [None] * rows
+    print(json.dumps({"rows": len(rows), "seconds": round(seconds, 3), "rows_per_second": round(len(rows) / seconds)}))
+
+
+def fresh_sqlite(name="bench-import.db"):
+    path = PROJECT_DIR / "instance" / name
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return f"sqlite:///{path}"
@@ -162,10 +213,15 @@ def main(argv=None):
         default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--postgres-database", default="bench_import")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw database load for comparison")
     parser.add_argument("--child", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
+    parser.add_argument("--raw-child", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(*args.child)
+        return
+    if args.raw_child:
+        raw_child(*args.raw_child)
         return
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
@@ -179,18 +235,7 @@ def main(argv=None):
         else:
             url = fresh_postgres(args.postgres_admin_url, args.postgres_database)
         migrate(url)
-        output = (
-            subprocess.run(
-                [sys.executable, "-m", "bench.imports", "--child", url, str(csv_path)],
-                cwd=PROJECT_DIR,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        figures = json.loads(output) | {"database": name, "citizens": args.citizens}
+        figures = _run_child("--child", url, str(csv_path)) | {"database": name, "citizens": args.citizens}
         first = figures["first"]
         verdict = (
             "ok" if first["rows_per_second"] >= ROWS_PER_SECOND and figures["peak_rss_mb"] < PEAK_MB else "OVER BUDGET"
@@ -200,7 +245,30 @@ def main(argv=None):
             f"({first['counts']}); again: {figures['second']['rows_per_second']} rows/s "
             f"({figures['second']['counts']}); peak RSS {figures['peak_rss_mb']} MB [{verdict}]"
         )
+        if not args.no_raw:
+            if name == "sqlite":
+                target = fresh_sqlite("bench-import-raw.db")
+            else:
+                target = fresh_postgres(args.postgres_admin_url, args.postgres_database + "_raw")
+            migrate(target)
+            figures["raw"] = _run_child("--raw-child", url, target)
+            print(
+                f"{name} raw load of the same citizens (no checks, one bulk statement): "
+                f"{figures['raw']['rows_per_second']} rows/s"
+            )
         (results_dir / f"imports-{name}-{args.citizens}.json").write_text(json.dumps(figures, indent=2))
+
+
+def _run_child(*arguments):
+    """Run this module in a child process with these arguments; its last output line as JSON."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.imports", *arguments],
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
