@@ -719,6 +719,7 @@ class CaseEvent(BaseModel):
     DECLARED = "declared"
     STATUS = "status"
     ASSIGNED = "assigned"
+    JOINED = "joined"  # a merged duplicate person's open case folded into this one (note: its number)
 
     case = ForeignKeyField(RiskCase, backref="events", on_delete="RESTRICT")
     at = DateTimeField()

@@ -28,11 +28,13 @@ from models.records import Allergy
 from models.records import Condition
 from models.records import Encounter
 from models.records import Vaccination
+from models.risk import CaseEvent
 from models.risk import Declaration
 from models.risk import RiskCase
 from models.risk import person_key
 from models.text import fold
 from models.validation import FieldError
+from services import clock
 
 # The fields a merge lets staff choose, in the order of the paper form.
 MERGE_FIELDS = (
@@ -258,7 +260,7 @@ def merge(survivor, merged, choices, by, note=None, address=None):
     merged = Citizen.get_by_id(merged.id)
     before = {"survivor": _snapshot(survivor), "merged": _snapshot(merged)}
     with db.atomic():
-        moved, dropped = _move_rows(survivor.id, merged.id)
+        moved, dropped = _move_rows(survivor.id, merged.id, by)
         Citizen.delete().where(Citizen.id == merged.id).execute()
         for name in MERGE_FIELDS:
             if choices.get(name) == "merged":
@@ -302,7 +304,7 @@ def merge(survivor, merged, choices, by, note=None, address=None):
     return moved
 
 
-def _move_rows(survivor_id, merged_id):
+def _move_rows(survivor_id, merged_id, by):
     """Point every row of merged at survivor; return ({table: count}, [dropped vaccination details])."""
     moved = {}
     moved["family_relation"] = _move_relations(survivor_id, merged_id)
@@ -329,7 +331,7 @@ def _move_rows(survivor_id, merged_id):
     moved["vaccination"] = _repoint(Vaccination.citizen, survivor_id, merged_id)
     for model in (Condition, Allergy, Encounter, CorrectionRequest, Declaration):
         moved[model._meta.table_name] = _repoint(model.citizen, survivor_id, merged_id)
-    moved["risk_case"] = _move_risk_cases(survivor_id, merged_id)
+    moved["risk_case"], moved["risk_cases_joined"] = _move_risk_cases(survivor_id, merged_id, by)
     moved["citizen_alias"] = _repoint(CitizenAlias.citizen, survivor_id, merged_id)
     for model in (LookupChallenge, CitizenSession):
         moved[model._meta.table_name] = (
@@ -370,23 +372,55 @@ def _move_relations(survivor_id, merged_id):
     return count
 
 
-def _move_risk_cases(survivor_id, merged_id):
-    """Cases follow the person; the person key too, unless the survivor already has that disease's case open."""
+def _move_risk_cases(survivor_id, merged_id, by):
+    """Cases follow the person, keyed to the survivor; an open case of a disease the survivor already
+    has an open case of joins that case (its declarations and timeline move there, one entry says so).
+
+    Returns (cases moved, numbers of the cases that joined another).
+    """
     new_key = person_key(survivor_id, None, None, None)
-    open_diseases = {
-        d
-        for (d,) in RiskCase.select(RiskCase.disease)
-        .where((RiskCase.person_key == new_key) & RiskCase.closed_at.is_null())
-        .tuples()
+    open_cases = {
+        case.disease_id: case
+        for case in RiskCase.select().where((RiskCase.person_key == new_key) & RiskCase.closed_at.is_null())
     }
-    count = 0
-    for case in RiskCase.select().where(RiskCase.citizen == merged_id):
-        changes = {RiskCase.citizen: survivor_id}
-        if case.closed_at is not None or case.disease_id not in open_diseases:
-            changes[RiskCase.person_key] = new_key
-        RiskCase.update(changes).where(RiskCase.id == case.id).execute()
+    count, joined = 0, []
+    for case in RiskCase.select().where(RiskCase.citizen == merged_id).order_by(RiskCase.id):
+        keeper = open_cases.get(case.disease_id)
+        if case.closed_at is None and keeper is not None:
+            _join_case(keeper, case, by)
+            joined.append(case.number)
+            continue
+        RiskCase.update({RiskCase.citizen: survivor_id, RiskCase.person_key: new_key}).where(
+            RiskCase.id == case.id
+        ).execute()
         count += 1
-    return count
+    return count, joined
+
+
+def _join_case(keeper, case, by):
+    """Fold case into keeper, both open for one disease and now one person: then delete case."""
+    now = clock.now()
+    Declaration.update(case=keeper.id).where(Declaration.case == case.id).execute()
+    CaseEvent.update(case=keeper.id).where(CaseEvent.case == case.id).execute()
+    changes = {
+        RiskCase.opened_at: min(keeper.opened_at, case.opened_at),
+        RiskCase.touched_at: now,
+        RiskCase.updated_at: utcnow(),
+    }
+    if case.risk_rank > keeper.risk_rank:
+        changes |= {RiskCase.risk_level: case.risk_level, RiskCase.risk_rank: case.risk_rank}
+    if keeper.assignee_id is None and case.assignee_id is not None:
+        changes[RiskCase.assignee] = case.assignee_id
+    RiskCase.update(changes).where(RiskCase.id == keeper.id).execute()
+    CaseEvent.create(
+        case=keeper.id,
+        at=now,
+        actor=getattr(by, "id", None),
+        kind=CaseEvent.JOINED,
+        from_status=case.status,
+        note=case.number,
+    )
+    RiskCase.delete().where(RiskCase.id == case.id).execute()
 
 
 def _keep_aliases(survivor, before):

@@ -25,6 +25,7 @@ from models.records import Vaccine
 from models.risk import Checklist
 from models.risk import Declaration
 from models.risk import RiskCase
+from models.risk import RiskLevel
 from models.risk import declare
 from models.units import UnitKind
 from models.validation import FieldError
@@ -220,7 +221,8 @@ def test_a_merge_moves_every_related_row_to_the_survivor_and_deletes_the_other(w
     assert sorted(v.dose_number for v in survivor.vaccinations) == [1, 2]  # one dose 1 kept, dose 2 moved
     assert CorrectionRequest.select().where(CorrectionRequest.citizen == first).count() == 2
     assert Declaration.select().where(Declaration.citizen == first).count() == 2
-    assert RiskCase.select().where(RiskCase.citizen == first).count() == 2
+    [case] = RiskCase.select().where(RiskCase.citizen == first)  # the other's open case joined it
+    assert {d.case_id for d in Declaration.select().where(Declaration.citizen == first)} == {case.id}
     assert LookupChallenge.select().where(LookupChallenge.citizen_id == first.id).count() == 2
     assert CitizenSession.select().where(CitizenSession.citizen_id == first.id).count() == 2
     family = {(kind, relative.id) for kind, relative in survivor.family()}
@@ -367,6 +369,34 @@ def test_the_public_lookup_with_the_merged_records_old_code_reaches_the_survivor
     answer = public.post("/lookup/verify", data={"otp": code, "csrf_token": csrf_from(asked.text)})
     assert answer.status_code == 303
     assert "Viêm họng" in public.get("/record").text
+
+
+def test_two_open_cases_of_one_disease_become_one_keeping_both_timelines(world, full_pair, client):
+    first, second = full_pair["first"], full_pair["second"]
+    keeper = RiskCase.get(RiskCase.citizen == first)
+    other = RiskCase.get(RiskCase.citizen == second)
+    RiskCase.update(risk_level=RiskLevel.HIGH, risk_rank=RiskLevel.RANK[RiskLevel.HIGH], assignee=world["owner"]).where(
+        RiskCase.id == other.id
+    ).execute()
+
+    moved = duplicates.merge(first, second, duplicates.default_choices(first, second), by=world["owner"])
+
+    assert moved["risk_cases_joined"] == [other.number]
+    assert not RiskCase.select().where(RiskCase.id == other.id).exists()
+    case = RiskCase.get_by_id(keeper.id)
+    assert (case.risk_level, case.assignee_id, case.status) == (RiskLevel.HIGH, world["owner"].id, "new")
+    events = [(e.kind, e.note) for e in case.timeline()]
+    assert events == [("declared", ""), ("declared", ""), ("joined", other.number)]
+    version = Checklist.get(Checklist.name == DEFAULT_CHECKLIST).current_version()
+    person = {"citizen_id": first.id, "full_name": first.full_name, "date_of_birth": BORN, "phone": "0912345678",
+              "ward": world["wards"][0]}  # fmt: skip
+    _declaration, again, opened = declare(version, person, dict(NO_SYMPTOMS), NOW)
+    assert (again.id, opened) == (keeper.id, False)  # the person's one open case
+
+    sign_in(client, "owner")
+    page = client.get(f"/admin/risk_case/details/?id={keeper.id}")
+    assert page.status_code == 200
+    assert f"Ca {other.number} (Mới) của hồ sơ trùng đã gộp vào người này được nhập vào ca này." in page.text
 
 
 def test_a_failure_part_way_leaves_both_records_intact(world, full_pair, monkeypatch):
