@@ -14,6 +14,7 @@ from models.accounts import Scope
 from models.accounts import Staff
 from models.audit import AuditEvent
 from models.base import db
+from models.base import is_postgres
 from models.citizens import Citizen
 from models.citizens import Household
 from models.validation import is_portal_health_code
@@ -492,3 +493,30 @@ def test_a_cell_with_a_nul_or_control_character_is_rejected_naming_its_column(wa
     assert Citizen.get().permanent_address == "Số 2 ngõ 3"
     sheet = list(load_workbook(result.rejected_path).active.values)
     assert sheet[1][0] == "Trần Văn\ufffd Nul"  # marked where the damage is, as a workbook cannot hold it
+
+
+def test_a_big_import_refreshes_the_planners_statistics_as_the_table_doubles(wards, tmp_path, monkeypatch):
+    # Autovacuum cannot see the import's rows before it commits: on PostgreSQL the import ANALYZEs the
+    # tables each time it has doubled them (here from 2 rows, so 2, 4 and 8 rows into a 10-row import).
+    monkeypatch.setattr(citizen_import, "BATCH_SIZE", 2)
+    analyzed = []
+    real_execute = db.obj.execute_sql
+
+    def execute_sql(sql, *args, **kwargs):
+        if sql.startswith("ANALYZE"):
+            analyzed.append(sql)
+        return real_execute(sql, *args, **kwargs)
+
+    monkeypatch.setattr(db.obj, "execute_sql", execute_sql)
+    rows = [["full_name", "date_of_birth", "ward_code"]]
+    rows += [[f"Người {n}", f"{n + 1:02d}/01/1990", f"{wards[0]:05d}"] for n in range(10)]
+
+    result = import_citizens(write_csv(tmp_path / "ten.csv", rows), Scope.everything(), batch_size=2)
+
+    assert result.created == 10
+    if is_postgres():
+        assert analyzed == ["ANALYZE citizen", "ANALYZE household"] * 3
+        (estimate,) = db.execute_sql("SELECT reltuples FROM pg_class WHERE oid = 'citizen'::regclass").fetchone()
+        assert estimate >= 8
+    else:
+        assert analyzed == []  # SQLite plans without statistics unless asked, and the import never asks
