@@ -7,7 +7,6 @@ from flask import abort
 from flask import flash
 from flask import redirect
 from flask import request
-from flask import url_for
 from flask_admin import BaseView
 from flask_admin import expose
 from flask_admin.actions import action
@@ -17,6 +16,7 @@ from flask_login import current_user
 from peewee import JOIN
 
 from admin_views.base import PortalModelView
+from admin_views.base import SignInFirst
 from admin_views.base import audit
 from admin_views.base import clean_ids
 from admin_views.reports import check_csrf
@@ -231,18 +231,11 @@ class UnmatchedEncounterView(PortalModelView):
         return True
 
 
-class EncounterCsvView(BaseView):
+class EncounterCsvView(SignInFirst, BaseView):
     """Health records → Upload encounters: the feed's CSV for staff of a hospital or health centre."""
 
     def is_accessible(self):
         return allowed("create", "record") and current_user.unit.kind in FEED_UNIT_KINDS
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
-        if current_user.must_change_password:
-            return redirect(url_for("auth.change_password"))
-        abort(403)
 
     @expose("/", methods=("GET", "POST"))
     def index(self):

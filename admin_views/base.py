@@ -150,7 +150,19 @@ def diff(before, after):
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
-class PortalModelView(ModelView):
+class SignInFirst:
+    """For the back office's views: a visitor is sent to sign in, an account with a one-time password
+    to change it, and a signed-in account the view is not for gets 403."""
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        if current_user.must_change_password:
+            return redirect(url_for("auth.change_password"))
+        abort(403)
+
+
+class PortalModelView(SignInFirst, ModelView):
     """Every model view: signed in, permitted, scoped, transactional and audited."""
 
     resource = None  # permission resource in models.accounts.PERMISSIONS
@@ -212,13 +224,6 @@ class PortalModelView(ModelView):
 
     def is_accessible(self):
         return self._allowed("view")
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
-        if current_user.must_change_password:
-            return redirect(url_for("auth.change_password"))
-        abort(403)
 
     def is_action_allowed(self, name):
         if name == "delete":

@@ -23,6 +23,7 @@ from models.audit import AuditEvent
 from models.base import db
 from models.citizens import FAMILY_KINDS
 from models.citizens import FAMILY_LABELS
+from models.citizens import FORM_FIELDS
 from models.citizens import RELATIONS_TO_HEAD
 from models.citizens import Citizen
 from models.citizens import FamilyRelation
@@ -73,26 +74,7 @@ class CitizenView(PortalModelView):
         "ward",
         "permanent_address",
     ]
-    form_columns = [
-        "full_name",
-        "date_of_birth",
-        "gender",
-        "phone",
-        "email",
-        "national_id",
-        "national_id_issued_on",
-        "national_id_issued_by",
-        "old_national_id",
-        "insurance_number",
-        "health_code",
-        "occupation",
-        "ethnicity",
-        "ward",
-        "permanent_address",
-        "temporary_address",
-        "household",
-        "relation_to_head",
-    ]
+    form_columns = list(FORM_FIELDS)
     form_args = {
         "health_code": {"description": _l("Leave blank and the portal issues a new code with a check digit.")},
         "phone": {"description": _l("Mobile number: 0912345678, +84912345678 and 84912345678 are the same.")},

@@ -12,12 +12,12 @@ from flask import redirect
 from flask import request
 from flask import send_file
 from flask import session
-from flask import url_for
 from flask_admin import BaseView
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from admin_views.base import SignInFirst
 from admin_views.jobs import own_job_or_404
 from admin_views.jobs import runner_if_enabled
 from admin_views.jobs import wake_worker_for
@@ -53,18 +53,11 @@ def remove_old_uploads(folder):
             path.unlink(missing_ok=True)
 
 
-class CitizenImportView(BaseView):
+class CitizenImportView(SignInFirst, BaseView):
     """For accounts that may create citizens; every row is checked against the account's scope."""
 
     def is_accessible(self):
         return allowed("create", "citizen")
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
-        if current_user.must_change_password:
-            return redirect(url_for("auth.change_password"))
-        abort(403)
 
     @expose("/")
     def index(self):

@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from admin_views.base import SignInFirst
 from admin_views.jobs import own_job_or_404
 from admin_views.jobs import runner_if_enabled
 from admin_views.jobs import wake_worker_for
@@ -112,18 +113,11 @@ def read_filters(report, args):
         return Filters(), f"{label}: {_(str(exc.message))}"
 
 
-class ReportsView(BaseView):
+class ReportsView(SignInFirst, BaseView):
     """Every report a signed-in account may run, its downloads and the builder."""
 
     def is_accessible(self):
         return allowed("view", "report")
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
-        if current_user.must_change_password:
-            return redirect(url_for("auth.change_password"))
-        abort(403)
 
     def may_run(self, report):
         return all(allowed(action, resource) for action, resource in report.requires)

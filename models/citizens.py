@@ -47,6 +47,28 @@ FAMILY_KINDS = (
     ("guardian", _l("Guardian")),
 )
 
+# A citizen's fields that staff fill in, in the order of the paper form (seed 002).
+FORM_FIELDS = (
+    "full_name",
+    "date_of_birth",
+    "gender",
+    "phone",
+    "email",
+    "national_id",
+    "national_id_issued_on",
+    "national_id_issued_by",
+    "old_national_id",
+    "insurance_number",
+    "health_code",
+    "occupation",
+    "ethnicity",
+    "ward",
+    "permanent_address",
+    "temporary_address",
+    "household",
+    "relation_to_head",
+)
+
 
 class Household(BaseModel):
     """A household book (sổ hộ khẩu) and the address it is registered at."""

@@ -9,6 +9,7 @@ from flask import request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from public.fhir import fhir_error
 from services import api_keys
 from services import clock
 from services import encounter_feed
@@ -94,8 +95,6 @@ def register_json_errors(app):
         else:
             code, message = "http_error", _("The request could not be handled (HTTP %(status)s).", status=error.code)
         if request.path.startswith("/api/v1/fhir/"):
-            from public.fhir import fhir_error
-
             response = fhir_error(error.code, message)
         else:
             response = _json({"error": code, "message": message}, error.code)

@@ -14,6 +14,7 @@ from models.base import any_of
 from models.base import db
 from models.base import pairs_in
 from models.base import utcnow
+from models.citizens import FORM_FIELDS
 from models.citizens import Citizen
 from models.citizens import FamilyRelation
 from models.corrections import CorrectionRequest
@@ -36,27 +37,8 @@ from models.text import fold
 from models.validation import FieldError
 from services import clock
 
-# The fields a merge lets staff choose, in the order of the paper form.
-MERGE_FIELDS = (
-    "full_name",
-    "date_of_birth",
-    "gender",
-    "phone",
-    "email",
-    "national_id",
-    "national_id_issued_on",
-    "national_id_issued_by",
-    "old_national_id",
-    "insurance_number",
-    "health_code",
-    "occupation",
-    "ethnicity",
-    "ward",
-    "permanent_address",
-    "temporary_address",
-    "household",
-    "relation_to_head",
-)
+# The fields a merge lets staff choose: those of the paper form.
+MERGE_FIELDS = FORM_FIELDS
 ALIAS_FIELDS = ("health_code", "national_id", "insurance_number")
 SCAN_BATCH = 1000
 _COLUMNS = (Citizen.id, Citizen.full_name, Citizen.date_of_birth, Citizen.phone, Citizen.ward, Citizen.national_id)
