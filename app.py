@@ -49,6 +49,13 @@ def create_app(test_config=None):
 
         passwords.configure(**app.config["PASSWORD_HASH_COST"])
 
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address (audit log, per-address send limits) as the proxies saw it, not the
+        # last proxy's: behind one proxy every citizen of the province would share one address.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     db.initialize(open_database(app.config["DATABASE_URL"], pooled=True))
     app.before_request(_open_connection)
     app.teardown_request(_close_connection)
@@ -161,7 +168,8 @@ def main():
 def serve_forever(app, **where):
     from waitress import serve
 
-    serve(app, **where)
+    # Waitress drops X-Forwarded-* headers by default; with trusted proxies, ProxyFix reads them.
+    serve(app, clear_untrusted_proxy_headers=not app.config["TRUSTED_PROXIES"], **where)
 
 
 def serve_in_processes(count, host, port, factory):

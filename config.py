@@ -77,6 +77,13 @@ def _small_int(value):
     return number
 
 
+def _proxies(value):
+    number = int(value)
+    if not 0 <= number <= 5:
+        raise ValueError("expected a whole number from 0 to 5")
+    return number
+
+
 def _processes(value):
     if value == "auto":
         return max(1, min(os.cpu_count() or 1, 8))
@@ -135,6 +142,13 @@ SETTINGS = (
         "auto",
         "waitress processes sharing HOST:PORT, each with waitress's 4 threads; auto is one per CPU core (at most 8)",
         _processes,
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        "0",
+        "how many reverse proxies in front of the portal add the client's address to X-Forwarded-For; "
+        "0 ignores the header (anyone could write it)",
+        _proxies,
     ),
 )
 

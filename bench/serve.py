@@ -3,9 +3,9 @@
 Run by bench/load.py in a process of its own:
 python -m bench.serve DATABASE_URL PORT OUTBOX PROCESSES.
 PROCESSES waitress processes share the port, each with waitress's default 4 threads, exactly as
-app.py serves with WEB_PROCESSES. The send limits are raised for the benchmark (every request
-comes from 127.0.0.1 and would be refused after 20 an hour); they are still counted in the
-database on every lookup.
+app.py serves with WEB_PROCESSES. The portal trusts one reverse proxy (TRUSTED_PROXIES=1), as a
+province's deployment behind nginx would, so that the load's X-Forwarded-For addresses are the
+clients' own: the send limits are the real ones, counted and spent on every lookup.
 """
 
 import logging
@@ -17,12 +17,15 @@ def main():
     from app import create_app
     from app import serve_forever
     from app import serve_in_processes
-    from services import rate_limits
-
     def factory():
-        rate_limits.LIMITS = {name: (10**9, 10**9) for name in rate_limits.LIMITS}
         app = create_app(
-            {"DATABASE_URL": database_url, "SECRET_KEY": "bench", "SMS_BACKEND": "file", "SMS_OUTBOX": outbox}
+            {
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": "bench",
+                "SMS_BACKEND": "file",
+                "SMS_OUTBOX": outbox,
+                "TRUSTED_PROXIES": 1,
+            }
         )
 
         @app.get("/bench/trivial")

@@ -2,6 +2,7 @@
 
 import datetime
 
+from peewee import SQL
 from peewee import BooleanField
 from peewee import Case
 from peewee import CharField
@@ -49,17 +50,15 @@ class RateEvent(BaseModel):
         return cls.select().where((cls.key == key) & (cls.at > since)).count()
 
     @classmethod
-    def counts(cls, keys, recent_since, since):
-        """{key: (events after recent_since, events after since)} for keys, in one query."""
-        recent = fn.SUM(Case(None, [(cls.at > recent_since, 1)], 0))
-        rows = (
-            cls.select(cls.key, recent, fn.COUNT(cls.id))
-            .where(cls.key.in_(list(keys)) & (cls.at > since))
-            .group_by(cls.key)
-            .tuples()
-        )
-        found = {key: (int(recent_count or 0), int(count)) for key, recent_count, count in rows}
-        return {key: found.get(key, (0, 0)) for key in keys}
+    def counts_within(cls, key, recent_since, since, cap):
+        """(events after recent_since, events after since) for key, counting at most its newest cap events.
+
+        A limit stops storing events once reached, so cap (the daily limit) bounds the work whatever the traffic.
+        """
+        newest = cls.select(cls.at).where((cls.key == key) & (cls.at > since)).order_by(cls.at.desc()).limit(cap)
+        recent = fn.SUM(Case(None, [(newest.c.at > recent_since, 1)], 0))
+        found = cls.select(fn.COUNT(SQL("*")), recent).from_(newest).tuples().first()
+        return int(found[1] or 0), int(found[0])
 
     @classmethod
     def forget_before(cls, moment):

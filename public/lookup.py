@@ -15,6 +15,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from wtforms import SelectField
 from wtforms import StringField
@@ -40,8 +41,8 @@ from models.validation import FieldError
 from models.validation import normalize_health_code
 from models.validation import normalize_phone
 from services import clock
+from services import code_requests
 from services import otp
-from services import rate_limits
 from services.sms import unaccented
 
 bp = Blueprint("lookup", __name__)
@@ -129,29 +130,21 @@ def _audit(outcome, citizen_id=None, **detail):
 
 def _send_code(phone, health_code, replaces=None):
     """Open a challenge and text the code when the details match; the answer is the same either way."""
-    now = clock.now()
     sms = current_app.extensions["sms"]
     if sms.is_failing:
         _audit("sms_unavailable")
         return "unavailable"
-    keys = rate_limits.keys_for(phone, health_code, request.remote_addr)
-    # Read before the write lock, asked for whether or not the limits allow a send, so that
-    # the time taken does not tell either.
-    citizen_id = Citizen.id_matching(health_code, phone)
-    # One write transaction for the count, the challenge and the audit row: on SQLite every
-    # request queues for the one write lock, so it is taken once and held briefly.
-    with rate_limits.exclusive(keys):
-        if not rate_limits.spend(keys, now):
-            _audit("rate_limited")
-            return "limited"
-        challenge, code = otp.start(
-            current_app.config["SECRET_KEY"], now, citizen_id, phone, health_code, replaces=replaces
-        )
-        _audit("sent" if citizen_id else "no_match", citizen_id, resend=bool(replaces))
+    # The match, the limits, the challenge and the audit row in one short transaction, with the
+    # same statements whether or not the details match, so that the time taken does not tell.
+    outcome, citizen_id, token, code = code_requests.request_code(
+        current_app.config["SECRET_KEY"], clock.now(), phone, health_code, request.remote_addr, replaces=replaces
+    )
+    if outcome != "sent":
+        return outcome
     # Queued only once the challenge is committed, so that the code always finds it.
     if citizen_id is not None:
         sms.submit(phone, unaccented(_("Health record lookup code: %(code)s. Valid for 5 minutes.", code=code)))
-    session[SESSION_CHALLENGE] = challenge.token
+    session[SESSION_CHALLENGE] = token
     return "sent"
 
 
@@ -171,7 +164,29 @@ def lookup():
         message, status = _refusal(outcome)
         flash(message, "error")
         return render_template("public/lookup.html", form=form), status
-    return render_template("public/verify.html", form=VerifyForm(formdata=None), resend=ResendForm())
+    return _fresh_verify_page()
+
+
+# (language, path) -> the verify page as every new challenge shows it, its CSRF token stood in for.
+_FRESH_VERIFY_PAGES = {}
+_TOKEN_STAND_IN = "portal-csrf-token-stand-in"
+
+
+def _fresh_verify_page():
+    """The verify page of a new challenge: the same for everyone but the CSRF token, so rendered once per language (and path).
+
+    Rendering it (layout, two forms, translations) cost more than the rest of the lookup's POST.
+    A page with a message to show, or asked for with a query string, is rendered as usual.
+    """
+    token = generate_csrf()
+    if session.get("_flashes") or request.query_string:
+        return render_template("public/verify.html", form=VerifyForm(formdata=None), resend=ResendForm())
+    key = (str(get_locale()), request.path)
+    page = _FRESH_VERIFY_PAGES.get(key)
+    if page is None:
+        html = render_template("public/verify.html", form=VerifyForm(formdata=None), resend=ResendForm())
+        page = _FRESH_VERIFY_PAGES[key] = html.replace(token, _TOKEN_STAND_IN)
+    return page.replace(_TOKEN_STAND_IN, token)
 
 
 @bp.post("/lookup/resend")

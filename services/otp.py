@@ -17,7 +17,8 @@ def new_code():
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
-def _hash(key, token, code):
+def code_hash(key, token, code):
+    """The keyed hash stored for a challenge's code."""
     return hmac.new(key.encode(), f"{token}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -38,7 +39,7 @@ def start(key, now, citizen_id, phone, health_code, replaces=None, purpose="look
             citizen_id=citizen_id,
             phone=phone,
             health_code=health_code or "",
-            code_hash=_hash(key, token, code),
+            code_hash=code_hash(key, token, code),
             purpose=purpose,
             sent=citizen_id is not None if sent is None else sent,
             expires_at=now + CODE_LIFETIME,
@@ -56,7 +57,7 @@ def check(key, token, code, now, purpose="lookup"):
     if challenge.expires_at <= now:
         return "expired", challenge
     expected = challenge.code_hash
-    given = _hash(key, token, (code or "").strip())
+    given = code_hash(key, token, (code or "").strip())
     if hmac.compare_digest(expected, given) and challenge.sent:
         # Single use: only the first of two simultaneous right answers wins.
         claimed = (

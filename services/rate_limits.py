@@ -8,7 +8,8 @@ from models.base import db
 from models.base import is_postgres
 from models.lookup import RateEvent
 
-_SQLITE_WRITERS = threading.Lock()
+# The threads of this process queue here for SQLite's write lock (see exclusive()).
+SQLITE_WRITERS = threading.Lock()
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 # (key prefix, per hour, per day)
@@ -21,6 +22,11 @@ LIMITS = {
 
 def keys_for(phone, health_code, address):
     return [f"phone:{phone}", f"code:{health_code}", f"address:{address}"]
+
+
+def limits_of(key):
+    """(per hour, per day) for a key."""
+    return LIMITS[key.split(":", 1)[0]]
 
 
 @contextlib.contextmanager
@@ -39,15 +45,16 @@ def exclusive(keys):
     # SQLite: take the write lock at BEGIN, so that the counts read are the counts written against.
     # The threads of this process queue for it here first: SQLite makes a waiting writer sleep
     # in growing steps (up to 100 ms), so a few threads racing for it make a long tail.
-    with _SQLITE_WRITERS, db.atomic(lock_type="IMMEDIATE"):
+    with SQLITE_WRITERS, db.atomic(lock_type="IMMEDIATE"):
         yield
 
 
 def spend(keys, now):
     """Inside exclusive(keys): count one request against every key and return True, or return
     False (counting nothing) when one is spent."""
-    for key, (this_hour, today) in RateEvent.counts(keys, now - HOUR, now - DAY).items():
-        per_hour, per_day = LIMITS[key.split(":", 1)[0]]
+    for key in keys:
+        per_hour, per_day = limits_of(key)
+        this_hour, today = RateEvent.counts_within(key, now - HOUR, now - DAY, per_day)
         if this_hour >= per_hour or today >= per_day:
             return False
     RateEvent.insert_many([{"key": key, "at": now} for key in keys]).execute()

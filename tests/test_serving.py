@@ -26,7 +26,7 @@ def _children(pid):
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _start(database_url, tmp_path, processes):
+def _start(database_url, tmp_path, processes, **settings):
     port = _free_port()
     env = {
         **os.environ,
@@ -36,6 +36,7 @@ def _start(database_url, tmp_path, processes):
         "SMS_OUTBOX": str(tmp_path / "outbox.jsonl"),
         "PORT": str(port),
         "WEB_PROCESSES": str(processes),
+        **settings,
     }
     with open(tmp_path / "server.log", "w") as log:
         server = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_DIR, env=env, stdout=log, stderr=log)
@@ -80,6 +81,34 @@ def test_one_process_serves_without_forking(app, database_url, tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
+
+
+def _lookup_from(port, forwarded_for):
+    """POST the lookup form as a client behind a proxy; return the audited address."""
+    import http.cookiejar
+    import re
+    from urllib.parse import urlencode
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"http://127.0.0.1:{port}/lookup", timeout=5) as response:
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', response.read().decode()).group(1)
+    body = urlencode({"csrf_token": token, "health_code": "221234567897", "phone": "0912000777"}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/lookup", body, {"X-Forwarded-For": forwarded_for})
+    with opener.open(request, timeout=5) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize("proxies, audited", [("0", "127.0.0.1"), ("1", "198.51.100.23")])
+def test_waitress_hands_a_trusted_proxys_client_address_to_the_portal(app, database_url, tmp_path, proxies, audited):
+    from models.audit import AuditEvent
+
+    server, port, _health = _start(database_url, tmp_path, processes=1, TRUSTED_PROXIES=proxies)
+    try:
+        _lookup_from(port, "198.51.100.23")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+    assert [e.address for e in AuditEvent.select().where(AuditEvent.action == "lookup")] == [audited]
 
 
 def test_a_bad_setting_stops_it_before_serving(tmp_path):
