@@ -17,6 +17,7 @@ def main():
     from app import create_app
     from app import serve_forever
     from app import serve_in_processes
+
     def factory():
         app = create_app(
             {

@@ -53,11 +53,11 @@ _C, _A, _R = Citizen, CitizenAlias, RateEvent
 # among the key's newest events only as far as its daily limit (spend never stores more than
 # that, so no key's count can grow with traffic); then the citizen the details match, or NULL.
 _COUNT_ONE = (
-    "SELECT {n}, COUNT(*), COALESCE(SUM(CASE WHEN \"at\" > ? THEN 1 ELSE 0 END), 0) FROM "
+    'SELECT {n}, COUNT(*), COALESCE(SUM(CASE WHEN "at" > ? THEN 1 ELSE 0 END), 0) FROM '
     f'(SELECT "at" FROM {_table(_R)} WHERE "key" = ? AND "at" > ? ORDER BY "at" DESC LIMIT ?) AS recent{{n}}'
 )
 _MATCH = (
-    f'SELECT {len(rate_limits.LIMITS)}, (SELECT matched.id FROM ('
+    f"SELECT {len(rate_limits.LIMITS)}, (SELECT matched.id FROM ("
     f"SELECT c.{_columns(_C.id)} AS id FROM {_table(_C)} c WHERE c.{_columns(_C.health_code)} = ? "
     f"AND c.{_columns(_C.phone)} = ? UNION ALL "
     f"SELECT c.{_columns(_C.id)} FROM {_table(_C)} c JOIN {_table(_A)} a ON a.{_columns(_A.citizen)} = c.{_columns(_C.id)} "
