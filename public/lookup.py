@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
+from flask_wtf.csrf import validate_csrf
 from markupsafe import Markup
 from wtforms import SelectField
 from wtforms import StringField
@@ -81,13 +82,15 @@ SESSION_CITIZEN = "citizen_session"
 
 
 def _domain_check(normalize):
-    """A WTForms validator that asks the domain to normalise the value."""
+    """A WTForms validator that asks the domain to normalise the value (punctuation alone is no value)."""
 
     def check(form, field):
         try:
             field.data = normalize(field.data)
         except FieldError as exc:
             raise ValidationError(str(exc.message)) from exc
+        if field.data is None:
+            raise ValidationError(_("Required"))
 
     return check
 
@@ -154,16 +157,46 @@ def _refusal(outcome):
     return _("Text messages cannot be sent right now. Please try again later."), 503
 
 
+def valid_lookup_details(data):
+    """(health code, phone) normalised, when data passes every check of LookupForm (CSRF included); else None.
+
+    The same checks without building the form: the lookup's POST is the public site's busiest,
+    and a form costs more to build than its checks. Any failure is answered by LookupForm itself,
+    with its messages (tests hold the two to the same verdicts).
+    """
+    try:
+        validate_csrf(data.get("csrf_token"))
+    except ValidationError:
+        return None
+    details = []
+    for name, max_length, normalize in (("health_code", 40, normalize_health_code), ("phone", 20, normalize_phone)):
+        value = data.get(name, "")
+        if not value.strip() or len(value) > max_length:
+            return None
+        try:
+            value = normalize(value)
+        except FieldError:
+            return None
+        if value is None:
+            return None
+        details.append(value)
+    return tuple(details)
+
+
 @bp.route("/lookup", methods=["GET", "POST"])
 def lookup():
-    form = LookupForm()
-    if not form.validate_on_submit():
-        return render_template("public/lookup.html", form=form), 400 if form.is_submitted() else 200
-    outcome = _send_code(form.phone.data, form.health_code.data)
+    details = valid_lookup_details(request.form) if request.method == "POST" else None
+    if details is None:
+        form = LookupForm()
+        if not form.validate_on_submit():
+            return render_template("public/lookup.html", form=form), 400 if form.is_submitted() else 200
+        details = form.health_code.data, form.phone.data
+    health_code, phone = details
+    outcome = _send_code(phone, health_code)
     if outcome != "sent":
         message, status = _refusal(outcome)
         flash(message, "error")
-        return render_template("public/lookup.html", form=form), status
+        return render_template("public/lookup.html", form=LookupForm()), status
     return _fresh_verify_page()
 
 

@@ -6,8 +6,8 @@ them apart), and the attempt is audited. Composed by peewee at every request, th
 cost several times what the database spends answering them, so they are written out once here,
 from the models' own table and column names, and run on the raw connection:
 
-- SQLite: one BEGIN IMMEDIATE transaction, taken once per request (threads of this process queue
-  for it in Python first: SQLite makes a waiting writer sleep in growing steps);
+- SQLite: one BEGIN IMMEDIATE transaction, taken once per request (threads and server processes
+  queue for it first, rate_limits.sqlite_writer_turn: SQLite makes a waiting writer sleep);
 - PostgreSQL: two round trips, the per-key advisory locks with the counts and the match, then the
   writes with the COMMIT.
 
@@ -30,7 +30,6 @@ from models.lookup import RateEvent
 from services import otp
 from services import rate_limits
 
-_SQLITE_WRITERS = rate_limits.SQLITE_WRITERS
 _PRUNED = {"at": None}
 _PRUNE_LOCK = threading.Lock()
 
@@ -182,7 +181,7 @@ def _prune_due(now):
 
 
 def _on_sqlite(secret, now, stamp, keys, count_params, phone, health_code, address, replaces):
-    with _SQLITE_WRITERS:
+    with rate_limits.sqlite_writer_turn():
         cursor = db.connection().cursor()
         cursor.execute("BEGIN IMMEDIATE")
         try:

@@ -1,7 +1,10 @@
 """Limits on SMS sends, kept in the database so they hold across several server processes."""
 
+import atexit
 import contextlib
 import datetime
+import fcntl
+import os
 import threading
 
 from models.base import db
@@ -43,10 +46,47 @@ def exclusive(keys):
             yield
         return
     # SQLite: take the write lock at BEGIN, so that the counts read are the counts written against.
-    # The threads of this process queue for it here first: SQLite makes a waiting writer sleep
-    # in growing steps (up to 100 ms), so a few threads racing for it make a long tail.
-    with SQLITE_WRITERS, db.atomic(lock_type="IMMEDIATE"):
+    with sqlite_writer_turn(), db.atomic(lock_type="IMMEDIATE"):
         yield
+
+
+_LOCK_FILE = {}  # "key": (process id, database path), "file": the open lock file
+atexit.register(lambda: _LOCK_FILE.get("file") and _LOCK_FILE["file"].close())
+
+
+@contextlib.contextmanager
+def sqlite_writer_turn():
+    """This thread's turn, then this process's, at SQLite's write lock.
+
+    SQLite makes a writer that finds the lock taken sleep in growing steps (1 ms, 2, 5, ... up to
+    100 ms), so a few threads or server processes racing for it make a long tail. Threads queue on
+    a lock of this process, processes on an flock of a file beside the database, which wakes the
+    next one as soon as it is free. Other writers (imports, the back office) still meet SQLite's own
+    lock and its busy timeout.
+    """
+    with SQLITE_WRITERS:
+        lock_file = _lock_file()
+        if lock_file is None:
+            yield
+            return
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _lock_file():
+    path = getattr(db.obj, "database", "")
+    if not path or path == ":memory:" or str(path).startswith("file:"):
+        return None
+    # Keyed by process: an flock belongs to the open file, which a fork would share.
+    key = (os.getpid(), str(path))
+    if _LOCK_FILE.get("key") != key:
+        if _LOCK_FILE.get("file") is not None and _LOCK_FILE["key"][0] == key[0]:
+            _LOCK_FILE["file"].close()
+        _LOCK_FILE.update(key=key, file=open(f"{path}-writers", "a"))  # noqa: SIM115 - kept open for the process
+    return _LOCK_FILE["file"]
 
 
 def spend(keys, now):

@@ -246,3 +246,36 @@ def test_the_audit_detail_is_the_json_the_audit_log_reads(app, citizen, frozen):
     ask(app.test_client(), citizen.health_code)
     (event,) = lookup_events()
     assert json.loads(event.detail) == event.details
+
+
+def test_server_processes_take_turns_at_sqlite_s_write_lock_without_sleeping(app, database_url):
+    import fcntl
+    import multiprocessing
+
+    from services import rate_limits
+
+    if database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL queues writers itself")
+    path = f"{db.obj.database}-writers"
+
+    def try_lock(result):
+        with open(path, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                result.put("free")
+            except BlockingIOError:
+                result.put("taken")
+
+    context = multiprocessing.get_context("fork")
+    for holding, expected in ((True, "taken"), (False, "free")):
+        result = context.Queue()
+        if holding:
+            with rate_limits.sqlite_writer_turn():
+                child = context.Process(target=try_lock, args=(result,))
+                child.start()
+                child.join(10)
+        else:
+            child = context.Process(target=try_lock, args=(result,))
+            child.start()
+            child.join(10)
+        assert result.get(timeout=5) == expected
