@@ -279,3 +279,49 @@ def test_server_processes_take_turns_at_sqlite_s_write_lock_without_sleeping(app
             child.start()
             child.join(10)
         assert result.get(timeout=5) == expected
+
+
+CASES = [
+    {"health_code": "22 1234 5678 97", "phone": "+84 912 345 678"},
+    {"health_code": "221234567897", "phone": "84912345678"},
+    {"health_code": "", "phone": "0912345678"},
+    {"health_code": "   ", "phone": "0912345678"},
+    {"health_code": "221234567897", "phone": "---"},
+    {"health_code": "221234567897", "phone": "0112345678"},
+    {"health_code": "22*1234", "phone": "0912345678"},
+    {"health_code": "X" * 41, "phone": "0912345678"},
+    {"health_code": "221234567897", "phone": "0" * 21},
+    {"phone": "0912345678"},
+    {},
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("with_token", [True, False])
+def test_the_fast_checks_give_the_lookup_forms_verdict(app, case, with_token):
+    import flask
+
+    from public.lookup import LookupForm
+    from public.lookup import valid_lookup_details
+
+    # The token as a browser holds it, with the session it was made for.
+    client = app.test_client()
+    page = client.get("/lookup")
+    data = {**case, "csrf_token": csrf_from(page.text) if with_token else "forged"}
+    with client.session_transaction() as saved:
+        session = dict(saved)
+    with app.test_request_context("/lookup", method="POST", data=data):
+        flask.session.update(session)
+        fast = valid_lookup_details(flask.request.form)
+        form = LookupForm()
+        verdict = form.validate_on_submit()
+        assert (fast is not None) == verdict
+        if verdict:
+            assert fast == (form.health_code.data, form.phone.data)
+
+
+def test_a_phone_of_punctuation_alone_is_refused_naming_the_field(client):
+    token = csrf_from(client.get("/lookup").text)
+    answer = client.post("/lookup", data={"health_code": "221234567897", "phone": "- -", "csrf_token": token})
+    assert answer.status_code == 400
+    assert "Bắt buộc" in answer.text
