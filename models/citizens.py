@@ -188,12 +188,43 @@ class Citizen(BaseModel):
         if not terms:
             return query
         if is_postgres():
-            tsquery = " & ".join(f"{t}:*" for t in terms)
-            match = NodeList((fn.to_tsvector("simple", cls.search_text), SQL("@@"), fn.to_tsquery("simple", tsquery)))
-            return query.where(match)
+            # Each word starts a word of the name or address (the GIN index of migration 0009) or a code.
+            words = cls._search_words()
+            for term in terms:
+                query = query.where(
+                    NodeList((words, SQL("@@"), fn.to_tsquery("simple", f"{term}:*"))) | cls._code_starting(term)
+                )
+            return query
         fts_query = " ".join(f'"{t}"*' for t in terms)
         subquery = SQL(f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)", (fts_query,))
         return query.where(cls.id.in_(subquery))
+
+    @classmethod
+    def _search_words(cls):
+        """The search text's lexemes less the citizen's own codes: migration 0009's WORDS_TSVECTOR, as a query node."""
+        codes = [
+            fn.lower(cls.health_code),
+            cls.national_id,
+            cls.old_national_id,
+            fn.lower(cls.insurance_number),
+            cls.phone,
+            fn.substr(cls.phone, 2),
+        ]
+        array = NodeList((SQL("ARRAY["), NodeList(codes, glue=", "), SQL("]::text[]")), glue="")
+        return fn.ts_delete(fn.to_tsvector("simple", cls.search_text), fn.array_remove(array, SQL("NULL")))
+
+    @classmethod
+    def _code_starting(cls, term):
+        """One of the citizen's codes starts with term (lower case, as the search text holds them)."""
+        prefix = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return (
+            (fn.lower(cls.health_code) % prefix)
+            | (cls.national_id % prefix)
+            | (cls.old_national_id % prefix)
+            | (fn.lower(cls.insurance_number) % prefix)
+            | (cls.phone % prefix)
+            | (cls.phone % ("0" + prefix))  # the phone's lexeme without its leading 0
+        )
 
     @classmethod
     def id_matching(cls, health_code, phone):

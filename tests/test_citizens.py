@@ -211,3 +211,57 @@ def test_a_record_part_date_in_the_future_is_refused(app, station):
         Encounter.create(citizen=citizen, date=datetime.date.today() + datetime.timedelta(days=2), facility_name="BV")
     assert error.value.field == "date"
     assert Encounter.select().count() == 0
+
+
+def test_search_finds_every_code_by_its_beginning_and_wildcards_are_mere_punctuation(app, station):
+    ward = wards_of(n=1)[0]
+    wanted = make_citizen(
+        ward,
+        full_name="Phạm Thị Hoa",
+        phone="0912345678",
+        national_id="022190000456",
+        old_national_id="100200300",
+        insurance_number="GD4222286028977",
+        date_of_birth=datetime.date(1990, 2, 3),
+        gender="F",
+    )
+    other = make_citizen(ward, full_name="Phạm Văn Hòa", phone="0987654321")
+    for query in [wanted.health_code[:6], "0221900", "1002003", "gd42222", "GD4222286028977", "hoa 09123", "91234"]:
+        assert [c.id for c in Citizen.matching(query)] == [wanted.id], query
+    assert {c.id for c in Citizen.matching("pham hoa")} == {wanted.id, other.id}
+    # Punctuation separates words: no LIKE or FTS wildcard reaches the database.
+    assert {c.id for c in Citizen.matching("%")} == {wanted.id, other.id}
+    assert [c.id for c in Citizen.matching("091%")] == [wanted.id]
+    assert [c.id for c in Citizen.matching("pham_thi")] == [wanted.id]
+
+
+def test_postgres_search_matches_what_the_whole_search_text_index_matched(app, station):
+    """Migration 0009 moved codes out of the GIN index: every query still finds exactly the same people."""
+    from peewee import SQL
+    from peewee import NodeList
+    from peewee import fn
+
+    from models.base import is_postgres
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL's index")
+    wards = wards_of(n=2)
+    people = [
+        make_citizen(wards[0], full_name="Nguyễn Văn An", phone="0912345678", permanent_address="Số 12, thôn 3"),
+        make_citizen(wards[1], full_name="Lê Thị Bình", phone="0912000111", insurance_number="HS4222284174483"),
+        make_citizen(
+            wards[0],
+            full_name="Trần An Bình",
+            national_id="022090000123",
+            date_of_birth=datetime.date(1990, 1, 1),
+            gender="M",
+        ),
+    ]
+    queries = ["an", "binh", "09120", "912", "hs4", "12", "3", "0220", people[0].health_code[:5], "an 0912", "thon 3"]
+    for query in queries:
+        terms = " & ".join(f"{t}:*" for t in query.split())
+        whole = NodeList((fn.to_tsvector("simple", Citizen.search_text), SQL("@@"), fn.to_tsquery("simple", terms)))
+        before = {c.id for c in Citizen.select().where(whole)}
+        assert {c.id for c in Citizen.matching(query)} == before, query
+    words = Citizen.select(Citizen._search_words().alias("words")).where(Citizen.id == people[1].id).scalar()
+    assert "0912000111" not in words and "hs4222284174483" not in words and "binh" in words
