@@ -16,7 +16,6 @@ What is stored is exactly what models.lookup and models.audit store (tests compa
 
 import json
 import secrets
-import threading
 
 from models.audit import Action
 from models.audit import AuditEvent
@@ -29,9 +28,6 @@ from models.lookup import LookupChallenge
 from models.lookup import RateEvent
 from services import otp
 from services import rate_limits
-
-_PRUNED = {"at": None}
-_PRUNE_LOCK = threading.Lock()
 
 
 def _table(model):
@@ -164,20 +160,10 @@ def _writes(secret, now, stamp, keys, citizen_id, allowed, phone, health_code, a
     outcome = "sent" if citizen_id else "no_match"
     detail = json.dumps({"outcome": outcome, "resend": bool(replaces)}, sort_keys=True)
     statements.append((INSERT_AUDIT, (stamp, Action.LOOKUP, "citizen", citizen_id, detail, address, stamp, stamp)))
-    prune = _prune_due(now)
+    prune = rate_limits.prune_due(now)
     if prune is not None:
         statements.append((PRUNE_EVENTS, (prune,)))
     return statements, ("sent", citizen_id, token, code)
-
-
-def _prune_due(now):
-    """Once an hour per process: the moment before which events no longer count against any limit."""
-    with _PRUNE_LOCK:
-        last = _PRUNED["at"]
-        if last is not None and last <= now < last + rate_limits.HOUR:
-            return None
-        _PRUNED["at"] = now
-    return now - 2 * rate_limits.DAY
 
 
 def _on_sqlite(secret, now, stamp, keys, count_params, phone, health_code, address, replaces):

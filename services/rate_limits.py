@@ -98,9 +98,28 @@ def spend(keys, now):
         if this_hour >= per_hour or today >= per_day:
             return False
     RateEvent.insert_many([{"key": key, "at": now} for key in keys]).execute()
-    if now.minute == 0 and now.second < 10:
-        RateEvent.forget_before(now - 2 * DAY)
+    forget = prune_due(now)
+    if forget is not None:
+        RateEvent.forget_before(forget)
     return True
+
+
+_PRUNED = {"at": None}
+_PRUNE_LOCK = threading.Lock()
+
+
+def prune_due(now):
+    """Once an hour per process: the moment before which events no longer count against any limit, or None.
+
+    The delete reads the whole table (no index leads with the time), so it is not left to every
+    request of some minute of the hour.
+    """
+    with _PRUNE_LOCK:
+        last = _PRUNED["at"]
+        if last is not None and last <= now < last + HOUR:
+            return None
+        _PRUNED["at"] = now
+    return now - 2 * DAY
 
 
 def allow(keys, now):

@@ -13,6 +13,7 @@ from models.lookup import RateEvent
 from services import clock
 from services import code_requests
 from services import otp
+from services import rate_limits
 from tests.factories import make_citizen
 from tests.factories import wards_of
 from tests.helpers import csrf_from
@@ -168,7 +169,7 @@ def test_a_write_failing_part_way_leaves_nothing_behind(app, citizen, frozen, mo
 
 
 def test_old_rate_events_are_forgotten_once_an_hour(app, citizen, frozen, monkeypatch):
-    monkeypatch.setitem(code_requests._PRUNED, "at", None)
+    monkeypatch.setitem(rate_limits._PRUNED, "at", None)
     RateEvent.create(key="phone:0912000001", at=START - datetime.timedelta(days=3))
     RateEvent.create(key="phone:0912000002", at=START - datetime.timedelta(hours=30))
     ask(app.test_client(), citizen.health_code)
@@ -251,8 +252,6 @@ def test_the_audit_detail_is_the_json_the_audit_log_reads(app, citizen, frozen):
 def test_server_processes_take_turns_at_sqlite_s_write_lock_without_sleeping(app, database_url):
     import fcntl
     import multiprocessing
-
-    from services import rate_limits
 
     if database_url.startswith("postgres"):
         pytest.skip("PostgreSQL queues writers itself")
