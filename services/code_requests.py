@@ -14,6 +14,7 @@ from the models' own table and column names, and run on the raw connection:
 What is stored is exactly what models.lookup and models.audit store (tests compare the rows).
 """
 
+import contextlib
 import json
 import secrets
 
@@ -198,6 +199,9 @@ def _on_postgres(secret, now, stamp, keys, count_params, phone, health_code, add
         sql = "; ".join(_pg(statement) for statement, _params in statements) + "; COMMIT"
         cursor.execute(sql, [value for _statement, params in statements for value in params])
     except BaseException:
-        cursor.connection.rollback()
+        # The connection is in autocommit mode, where psycopg2's rollback() does nothing. A broken
+        # connection cannot roll back: the error that broke it is the one to raise.
+        with contextlib.suppress(Exception):
+            cursor.execute("ROLLBACK")
         raise
     return result

@@ -158,8 +158,11 @@ def test_a_write_failing_part_way_leaves_nothing_behind(app, citizen, frozen, mo
     monkeypatch.setattr(
         code_requests, "INSERT_AUDIT", code_requests.INSERT_AUDIT.replace("audit_event", "no_such_table")
     )
-    with app.test_request_context(), pytest.raises(Exception, match="no_such_table"):
-        code_requests.request_code(SECRET, START, PHONE, citizen.health_code, "203.0.113.9")
+    with app.test_request_context():
+        with pytest.raises(Exception, match="no_such_table"):
+            code_requests.request_code(SECRET, START, PHONE, citizen.health_code, "203.0.113.9")
+        # The same connection, still in the request: not left inside a failed transaction.
+        assert db.execute_sql("SELECT 1").fetchone()[0] == 1
     assert RateEvent.select().count() == 0
     assert LookupChallenge.select().count() == 0
     monkeypatch.undo()
