@@ -76,9 +76,14 @@ class AuditEvent(BaseModel):
             object_type=object_type,
             object_id=None if object_id is None else str(object_id),
             citizen_id=citizen_id,
-            detail=json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
+            detail=cls.encode_detail(detail),
             address=address,
         )
+
+    @staticmethod
+    def encode_detail(detail):
+        """The detail column's text for a dict of details."""
+        return json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True)
 
     @classmethod
     def staff_views_of(cls, citizen_id, limit=50, with_unit_names=False):

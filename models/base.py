@@ -137,6 +137,18 @@ def pairs_in(first, second, pairs):
     return NodeList((Tuple(first, second), SQL(f"IN ({pick})", (json.dumps(pairs, default=str),))))
 
 
+def quoted(model, *fields):
+    """The model's quoted table name, or its fields' quoted column names joined by commas."""
+    if not fields:
+        return f'"{model._meta.table_name}"'
+    return ", ".join(f'"{field.column_name}"' for field in fields)
+
+
+def for_database(sql):
+    """SQL written with ? placeholders, in the bound database's style (%s for psycopg2)."""
+    return sql.replace("?", "%s") if is_postgres() else sql
+
+
 def is_postgres():
     """True when the bound database is PostgreSQL."""
     return isinstance(db.obj, PostgresqlDatabase)

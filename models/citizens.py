@@ -1,5 +1,6 @@
 """Citizens, households and family relations (the paper form of seed 002)."""
 
+import functools
 import secrets
 
 from flask_babel import lazy_gettext as _l
@@ -14,7 +15,9 @@ from peewee import fn
 
 from models.base import BaseModel
 from models.base import db
+from models.base import for_database
 from models.base import is_postgres
+from models.base import quoted
 from models.places import Ward
 from models.text import fold
 from models.text import search_terms
@@ -229,17 +232,28 @@ class Citizen(BaseModel):
     @classmethod
     def id_matching(cls, health_code, phone):
         """The id of the citizen with this health code (or a merged record's old one) and this phone on file, or None."""
+        row = db.execute_sql(for_database(cls.id_matching_sql()), (health_code, phone, health_code, phone)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    @functools.cache
+    def id_matching_sql():
+        """id_matching's statement, with ? for the health code, the phone, the health code, the phone.
+
+        UNION ALL, not OR: each side is answered by its own unique index. The lookup's write
+        (services.code_requests) runs it inside its own statement.
+        """
         from models.duplicates import CitizenAlias
 
-        own = cls.select(cls.id).where((cls.health_code == health_code) & (cls.phone == phone))
-        # UNION ALL, not OR: each side is answered by its own unique index.
-        by_alias = (
-            cls.select(cls.id)
-            .join(CitizenAlias, on=(CitizenAlias.citizen == cls.id))
-            .where((CitizenAlias.kind == "health_code") & (CitizenAlias.value == health_code) & (cls.phone == phone))
+        c, a = Citizen, CitizenAlias
+        return (
+            f"SELECT c.{quoted(c, c.id)} FROM {quoted(c)} c "
+            f"WHERE c.{quoted(c, c.health_code)} = ? AND c.{quoted(c, c.phone)} = ? UNION ALL "
+            f"SELECT c.{quoted(c, c.id)} FROM {quoted(c)} c "
+            f"JOIN {quoted(a)} a ON a.{quoted(a, a.citizen)} = c.{quoted(c, c.id)} "
+            f"WHERE a.{quoted(a, a.kind)} = 'health_code' AND a.{quoted(a, a.value)} = ? AND c.{quoted(c, c.phone)} = ? "
+            "LIMIT 1"
         )
-        row = own.union_all(by_alias).limit(1).tuples().first()
-        return row[0] if row else None
 
     @classmethod
     def find_by_health_code(cls, health_code):

@@ -2,15 +2,15 @@
 
 import datetime
 
-from peewee import SQL
 from peewee import BooleanField
-from peewee import Case
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import IntegerField
-from peewee import fn
 
 from models.base import BaseModel
+from models.base import db
+from models.base import for_database
+from models.base import quoted
 
 
 class LookupChallenge(BaseModel):
@@ -55,15 +55,21 @@ class RateEvent(BaseModel):
 
         A limit stops storing events once reached, so cap (the daily limit) bounds the work whatever the traffic.
         """
-        newest = cls.select(cls.at).where((cls.key == key) & (cls.at > since)).order_by(cls.at.desc()).limit(cap)
-        recent = fn.SUM(Case(None, [(newest.c.at > recent_since, 1)], 0))
-        found = cls.select(fn.COUNT(SQL("*")), recent).from_(newest).tuples().first()
-        return int(found[1] or 0), int(found[0])
+        today, this_hour = db.execute_sql(for_database(cls.COUNT_NEWEST), (recent_since, key, since, cap)).fetchone()
+        return int(this_hour), int(today)
 
     @classmethod
     def forget_before(cls, moment):
         """Drop events too old to count against any limit."""
         return cls.delete().where(cls.at < moment).execute()
+
+
+# counts_within's statement, with ? for recent_since, key, since, cap; it answers (since, recent_since)
+# counts. The lookup's write (services.code_requests) runs it inside its own statement.
+RateEvent.COUNT_NEWEST = (
+    'SELECT COUNT(*), COALESCE(SUM(CASE WHEN "at" > ? THEN 1 ELSE 0 END), 0) FROM '
+    f'(SELECT "at" FROM {quoted(RateEvent)} WHERE "key" = ? AND "at" > ? ORDER BY "at" DESC LIMIT ?) AS newest'
+)
 
 
 class CitizenSession(BaseModel):

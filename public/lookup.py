@@ -95,11 +95,19 @@ def _domain_check(normalize):
     return check
 
 
+# The lookup form's fields: name, longest value accepted, the domain's normalisation.
+LOOKUP_FIELDS = (("health_code", 40, normalize_health_code), ("phone", 20, normalize_phone))
+_MAX_LENGTH = {name: max_length for name, max_length, _normalize in LOOKUP_FIELDS}
+
+
 class LookupForm(FlaskForm):
     health_code = StringField(
-        _l("Personal health code"), validators=[DataRequired(), Length(max=40), _domain_check(normalize_health_code)]
+        _l("Personal health code"),
+        validators=[DataRequired(), Length(max=_MAX_LENGTH["health_code"]), _domain_check(normalize_health_code)],
     )
-    phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=20), _domain_check(normalize_phone)])
+    phone = StringField(
+        _l("Phone"), validators=[DataRequired(), Length(max=_MAX_LENGTH["phone"]), _domain_check(normalize_phone)]
+    )
 
 
 class VerifyForm(FlaskForm):
@@ -169,7 +177,7 @@ def valid_lookup_details(data):
     except ValidationError:
         return None
     details = []
-    for name, max_length, normalize in (("health_code", 40, normalize_health_code), ("phone", 20, normalize_phone)):
+    for name, max_length, normalize in LOOKUP_FIELDS:
         value = data.get(name, "")
         if not value.strip() or len(value) > max_length:
             return None

@@ -3,8 +3,9 @@
 The lookup's POST is the public site's busiest write, and every request writes: the limits are
 counted and spent, a challenge is opened whether or not the details match (so that nothing tells
 them apart), and the attempt is audited. Composed by peewee at every request, those statements
-cost several times what the database spends answering them, so they are written out once here,
-from the models' own table and column names, and run on the raw connection:
+cost several times what the database spends answering them, so they are written out once, from
+the models' own table and column names (the counts and the match are the models' own statements,
+RateEvent.COUNT_NEWEST and Citizen.id_matching_sql), and run on the raw connection:
 
 - SQLite: one BEGIN IMMEDIATE transaction, taken once per request (threads and server processes
   queue for it first, rate_limits.sqlite_writer_turn: SQLite makes a waiting writer sleep);
@@ -15,53 +16,33 @@ What is stored is exactly what models.lookup and models.audit store (tests compa
 """
 
 import contextlib
-import json
-import secrets
 
 from models.audit import Action
 from models.audit import AuditEvent
 from models.base import db
+from models.base import for_database
 from models.base import is_postgres
+from models.base import quoted
 from models.base import utcnow
 from models.citizens import Citizen
-from models.duplicates import CitizenAlias
 from models.lookup import LookupChallenge
 from models.lookup import RateEvent
 from services import otp
 from services import rate_limits
 
 
-def _table(model):
-    return f'"{model._meta.table_name}"'
-
-
-def _columns(*fields):
-    return ", ".join(f'"{field.column_name}"' for field in fields)
-
-
 def _insert(model, fields, rows=1):
     marks = "(" + ", ".join("?" * len(fields)) + ")"
-    return f"INSERT INTO {_table(model)} ({_columns(*fields)}) VALUES {', '.join([marks] * rows)}"
+    return f"INSERT INTO {quoted(model)} ({quoted(model, *fields)}) VALUES {', '.join([marks] * rows)}"
 
 
-_C, _A, _R = Citizen, CitizenAlias, RateEvent
-# One row per limit key: (position, events in the last day, of which in the last hour), counted
-# among the key's newest events only as far as its daily limit (spend never stores more than
-# that, so no key's count can grow with traffic); then the citizen the details match, or NULL.
-_COUNT_ONE = (
-    'SELECT {n}, COUNT(*), COALESCE(SUM(CASE WHEN "at" > ? THEN 1 ELSE 0 END), 0) FROM '
-    f'(SELECT "at" FROM {_table(_R)} WHERE "key" = ? AND "at" > ? ORDER BY "at" DESC LIMIT ?) AS recent{{n}}'
+# One row per limit key, (position, events in the last day, of which in the last hour), from
+# RateEvent.counts_within's statement; then the citizen Citizen.id_matching finds, or NULL.
+COUNTS_AND_MATCH = " UNION ALL ".join(
+    [f"SELECT {n}, * FROM ({RateEvent.COUNT_NEWEST}) AS counts{n}" for n in range(len(rate_limits.LIMITS))]
+    + [f"SELECT {len(rate_limits.LIMITS)}, ({Citizen.id_matching_sql()}), 0"]
 )
-_MATCH = (
-    f"SELECT {len(rate_limits.LIMITS)}, (SELECT matched.id FROM ("
-    f"SELECT c.{_columns(_C.id)} AS id FROM {_table(_C)} c WHERE c.{_columns(_C.health_code)} = ? "
-    f"AND c.{_columns(_C.phone)} = ? UNION ALL "
-    f"SELECT c.{_columns(_C.id)} FROM {_table(_C)} c JOIN {_table(_A)} a ON a.{_columns(_A.citizen)} = c.{_columns(_C.id)} "
-    f"WHERE a.{_columns(_A.kind)} = 'health_code' AND a.{_columns(_A.value)} = ? AND c.{_columns(_C.phone)} = ?"
-    ") AS matched LIMIT 1), 0"
-)
-COUNTS_AND_MATCH = " UNION ALL ".join([_COUNT_ONE.format(n=n) for n in range(len(rate_limits.LIMITS))] + [_MATCH])
-_RATE_FIELDS = (_R.key, _R.at, _R.created_at, _R.updated_at)
+_RATE_FIELDS = (RateEvent.key, RateEvent.at, RateEvent.created_at, RateEvent.updated_at)
 _CHALLENGE_FIELDS = (
     LookupChallenge.token,
     LookupChallenge.citizen_id,
@@ -86,16 +67,12 @@ _AUDIT_FIELDS = (
     AuditEvent.created_at,
     AuditEvent.updated_at,
 )
-INSERT_EVENTS = _insert(_R, _RATE_FIELDS, rows=len(rate_limits.LIMITS))
+INSERT_EVENTS = _insert(RateEvent, _RATE_FIELDS, rows=len(rate_limits.LIMITS))
 INSERT_CHALLENGE = _insert(LookupChallenge, _CHALLENGE_FIELDS)
 INSERT_AUDIT = _insert(AuditEvent, _AUDIT_FIELDS)
-KILL_REPLACED = f'UPDATE {_table(LookupChallenge)} SET "dead" = ? WHERE "token" = ?'
-PRUNE_EVENTS = f'DELETE FROM {_table(_R)} WHERE "at" < ?'
+KILL_REPLACED = f'UPDATE {quoted(LookupChallenge)} SET "dead" = ? WHERE "token" = ?'
+PRUNE_EVENTS = f'DELETE FROM {quoted(RateEvent)} WHERE "at" < ?'
 LOCK_KEYS = "SELECT " + ", ".join(["pg_advisory_xact_lock(hashtext(?))"] * len(rate_limits.LIMITS))
-
-
-def _pg(sql):
-    return sql.replace("?", "%s")
 
 
 def request_code(secret, now, phone, health_code, address, replaces=None):
@@ -119,52 +96,35 @@ def request_code(secret, now, phone, health_code, address, replaces=None):
 def _decide(rows, keys):
     """(allowed, citizen_id) from the rows of COUNTS_AND_MATCH."""
     allowed, citizen_id = True, None
-    for position, first, second in rows:
+    for position, today, this_hour in rows:
         if position == len(keys):
-            citizen_id = first
-            continue
-        per_hour, per_day = rate_limits.limits_of(keys[position])
-        if first >= per_day or second >= per_hour:
+            citizen_id = today
+        elif rate_limits.is_spent(keys[position], this_hour, today):
             allowed = False
     return allowed, citizen_id
+
+
+def _audit_row(stamp, citizen_id, address, **detail):
+    return (stamp, Action.LOOKUP, "citizen", citizen_id, AuditEvent.encode_detail(detail), address, stamp, stamp)
 
 
 def _writes(secret, now, stamp, keys, citizen_id, allowed, phone, health_code, address, replaces):
     """The statements to run after the counts, as (sql, params), and what request_code returns."""
     if not allowed:
-        detail = json.dumps({"outcome": "rate_limited"}, sort_keys=True)
-        audit = (Action.LOOKUP, "citizen", None, detail, address, stamp, stamp)
-        return [(INSERT_AUDIT, (stamp, *audit))], ("limited", None, None, None)
-    code, token = otp.new_code(), secrets.token_urlsafe(32)
-    statements = []
-    events = []
-    for key in keys:
-        events += [key, now, stamp, stamp]
-    statements.append((INSERT_EVENTS, events))
+        return [(INSERT_AUDIT, _audit_row(stamp, None, address, outcome="rate_limited"))], ("limited", None, None, None)
+    fields, code = otp.new_challenge(secret, now, citizen_id, phone, health_code)
+    fields.update(created_at=stamp, updated_at=stamp)
+    events = [value for key in keys for value in (key, now, stamp, stamp)]
+    statements = [(INSERT_EVENTS, events)]
     if replaces:
         statements.append((KILL_REPLACED, (True, replaces)))
-    challenge = (
-        token,
-        citizen_id,
-        phone,
-        health_code or "",
-        otp.code_hash(secret, token, code),
-        now + otp.CODE_LIFETIME,
-        0,
-        False,
-        "lookup",
-        citizen_id is not None,
-        stamp,
-        stamp,
-    )
-    statements.append((INSERT_CHALLENGE, challenge))
+    statements.append((INSERT_CHALLENGE, [fields.get(f.name, f.default) for f in _CHALLENGE_FIELDS]))
     outcome = "sent" if citizen_id else "no_match"
-    detail = json.dumps({"outcome": outcome, "resend": bool(replaces)}, sort_keys=True)
-    statements.append((INSERT_AUDIT, (stamp, Action.LOOKUP, "citizen", citizen_id, detail, address, stamp, stamp)))
+    statements.append((INSERT_AUDIT, _audit_row(stamp, citizen_id, address, outcome=outcome, resend=bool(replaces))))
     prune = rate_limits.prune_due(now)
     if prune is not None:
         statements.append((PRUNE_EVENTS, (prune,)))
-    return statements, ("sent", citizen_id, token, code)
+    return statements, ("sent", citizen_id, fields["token"], code)
 
 
 def _on_sqlite(secret, now, stamp, keys, count_params, phone, health_code, address, replaces):
@@ -191,12 +151,12 @@ def _on_postgres(secret, now, stamp, keys, count_params, phone, health_code, add
         # Always the same order of keys: no deadlock between two requests. Each statement of a
         # multi-statement query reads with its own snapshot, so the counts see every transaction
         # that held one of the locks before this one.
-        cursor.execute(_pg(f"BEGIN; {LOCK_KEYS}; {COUNTS_AND_MATCH}"), [*sorted(keys), *count_params])
+        cursor.execute(for_database(f"BEGIN; {LOCK_KEYS}; {COUNTS_AND_MATCH}"), [*sorted(keys), *count_params])
         allowed, citizen_id = _decide(cursor.fetchall(), keys)
         statements, result = _writes(
             secret, now, stamp, keys, citizen_id, allowed, phone, health_code, address, replaces
         )
-        sql = "; ".join(_pg(statement) for statement, _params in statements) + "; COMMIT"
+        sql = for_database("; ".join(statement for statement, _params in statements) + "; COMMIT")
         cursor.execute(sql, [value for _statement, params in statements for value in params])
     except BaseException:
         # The connection is in autocommit mode, where psycopg2's rollback() does nothing. A broken

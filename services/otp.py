@@ -29,22 +29,29 @@ def start(key, now, citizen_id, phone, health_code, replaces=None, purpose="look
     looks and costs the same either way; with no citizen, nobody ever learns its code.
     sent: whether the caller texts the code; by default, when the details matched a citizen.
     """
-    code = new_code()
-    token = secrets.token_urlsafe(32)
+    fields, code = new_challenge(key, now, citizen_id, phone, health_code, purpose, sent)
     with db.atomic():
         if replaces:
             LookupChallenge.update(dead=True).where(LookupChallenge.token == replaces).execute()
-        challenge = LookupChallenge.create(
-            token=token,
-            citizen_id=citizen_id,
-            phone=phone,
-            health_code=health_code or "",
-            code_hash=code_hash(key, token, code),
-            purpose=purpose,
-            sent=citizen_id is not None if sent is None else sent,
-            expires_at=now + CODE_LIFETIME,
-        )
+        challenge = LookupChallenge.create(**fields)
     return challenge, code
+
+
+def new_challenge(key, now, citizen_id, phone, health_code, purpose="lookup", sent=None):
+    """(the new challenge's fields, its code): what start() stores, for callers that write it themselves."""
+    code = new_code()
+    token = secrets.token_urlsafe(32)
+    fields = {
+        "token": token,
+        "citizen_id": citizen_id,
+        "phone": phone,
+        "health_code": health_code or "",
+        "code_hash": code_hash(key, token, code),
+        "purpose": purpose,
+        "sent": citizen_id is not None if sent is None else sent,
+        "expires_at": now + CODE_LIFETIME,
+    }
+    return fields, code
 
 
 def check(key, token, code, now, purpose="lookup"):

@@ -32,6 +32,12 @@ def limits_of(key):
     return LIMITS[key.split(":", 1)[0]]
 
 
+def is_spent(key, this_hour, today):
+    """Whether a key with these counts may not be spent again."""
+    per_hour, per_day = limits_of(key)
+    return this_hour >= per_hour or today >= per_day
+
+
 @contextlib.contextmanager
 def exclusive(keys):
     """A transaction in which no other process counts or spends the same keys.
@@ -93,9 +99,7 @@ def spend(keys, now):
     """Inside exclusive(keys): count one request against every key and return True, or return
     False (counting nothing) when one is spent."""
     for key in keys:
-        per_hour, per_day = limits_of(key)
-        this_hour, today = RateEvent.counts_within(key, now - HOUR, now - DAY, per_day)
-        if this_hour >= per_hour or today >= per_day:
+        if is_spent(key, *RateEvent.counts_within(key, now - HOUR, now - DAY, limits_of(key)[1])):
             return False
     RateEvent.insert_many([{"key": key, "at": now} for key in keys]).execute()
     forget = prune_due(now)
