@@ -273,9 +273,16 @@ def main(argv=None):
         for processes in sorted({1, config.load_settings({})["WEB_PROCESSES"]}):
             print(f"  citizens' pages under waitress, {processes} process(es), 16 concurrent clients…", flush=True)
             figures_by_load = concurrent_load.run(url, db, seconds=args.seconds, processes=processes)
-            for name in ("record page", "trivial route", "lookup POST"):
+            for name in (
+                "record page",
+                "trivial route",
+                "floor: audit row",
+                "floor: lookup write",
+                "floor: no database",
+                "lookup POST",
+            ):
                 figures = figures_by_load[name]
-                print(f"  {name:14} {figures['requests_per_second']:7.1f} req/s  median {figures['median_ms']:6.1f} ms  "
+                print(f"  {name:19} {figures['requests_per_second']:7.1f} req/s  median {figures['median_ms']:6.1f} ms  "
                       f"p99 {figures['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
             print(
                 f"  lookup POST at {figures_by_load['lookup_vs_trivial']:.0%} of the trivial route's rate", flush=True

@@ -226,6 +226,7 @@ def main(argv=None):
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
     csv_path = PROJECT_DIR / "instance" / f"bench-import-{args.citizens}.csv"
+    csv_path.parent.mkdir(exist_ok=True)  # a fresh clone has no instance/ until make run
     started = time.perf_counter()
     rows = write_csv(csv_path, args.citizens, args.seed)
     print(f"wrote {rows} rows to {csv_path} in {time.perf_counter() - started:.1f} s")

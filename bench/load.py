@@ -2,7 +2,10 @@
 
 - the record page with 16 concurrent citizen sessions: latency percentiles;
 - the lookup POST (half matching a citizen, half not) against a trivial Flask route served the
-  same way, each driven by 16 clients for the same time: requests per second.
+  same way, each driven by 16 clients for the same time: requests per second;
+- three floors, driven like the lookup: the same POSTs answered after writing only the audit row
+  every lookup attempt needs, after running only the lookup's transaction, and by the lookup's own
+  view with a stand-in for its transaction (bench/serve.py).
 
 The lookup is driven as a province's traffic reaches it through a reverse proxy
 (TRUSTED_PROXIES=1): every request comes from another citizen and another client address, so the
@@ -180,25 +183,39 @@ def run(database_url, db, port=8799, concurrency=16, seconds=10, processes=1):
             lookup_clients.append(client)
         # Phones and addresses made from this number: a later run within the hour starts elsewhere.
         sequence = itertools.count(time.time_ns() // 100_000 % 10**7)
+
+        def asking(path, outcomes):
+            def ask(client):
+                n = next(sequence)
+                code, phone = next(client.people)
+                # Half the requests carry details that match a citizen, half a phone that does not.
+                phone = phone if n % 2 else f"039{n % 10**7:07d}"
+                form = {"csrf_token": client.token, "health_code": code, "phone": phone}
+                address = f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+                status = client.request("POST", path, form, {"X-Forwarded-For": address})[0]
+                if status not in outcomes:
+                    expect(status, 200, f"POST {path}")
+                outcomes[status] += 1
+
+            return ask
+
+        # What any lookup costs on this stack, whatever the code around it: the same POSTs answered
+        # by the audit row alone, then by the lookup's transaction alone (bench/serve.py).
+        floors = (
+            ("floor: audit row", "/bench/audit-row"),
+            ("floor: lookup write", "/bench/lookup-write"),
+            ("floor: no database", "/bench/lookup-no-database"),
+        )
+        for name, path in floors:
+            results[name] = drive(lookup_clients, asking(path, {200: 0}), seconds)
         outcomes = {200: 0, 429: 0}
-
-        def ask(client):
-            n = next(sequence)
-            code, phone = next(client.people)
-            # Half the requests carry details that match a citizen, half a phone that does not.
-            form = {"csrf_token": client.token, "health_code": code, "phone": phone if n % 2 else f"039{n % 10**7:07d}"}
-            address = f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-            status = client.request("POST", "/lookup", form, {"X-Forwarded-For": address})[0]
-            if status not in outcomes:
-                expect(status, 200, "lookup POST")
-            outcomes[status] += 1
-
-        results["lookup POST"] = drive(lookup_clients, ask, seconds)
+        results["lookup POST"] = drive(lookup_clients, asking("/lookup", outcomes), seconds)
         # 429: a person drawn again within the hour by an earlier run (rare; still a full lookup POST).
         results["lookup POST"]["limited"] = outcomes[429]
-        results["lookup_vs_trivial"] = round(
-            results["lookup POST"]["requests_per_second"] / results["trivial route"]["requests_per_second"], 2
-        )
+        trivial_rate = results["trivial route"]["requests_per_second"]
+        results["lookup_vs_trivial"] = round(results["lookup POST"]["requests_per_second"] / trivial_rate, 2)
+        for name, _path in floors:
+            results[name]["vs_trivial"] = round(results[name]["requests_per_second"] / trivial_rate, 2)
         for client in record_clients + trivial_clients + lookup_clients:
             client.close()
         return results
