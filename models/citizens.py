@@ -20,6 +20,7 @@ from models.base import is_postgres
 from models.base import quoted
 from models.places import Ward
 from models.text import fold
+from models.text import fold_name
 from models.text import search_terms
 from models.validation import FieldError
 from models.validation import new_health_code
@@ -151,7 +152,8 @@ class Citizen(BaseModel):
         codes = [self.health_code, self.national_id, self.old_national_id, self.insurance_number, self.phone]
         if self.phone:
             codes.append(self.phone[1:])  # typed without the leading 0
-        return " ".join(filter(None, [fold(p) for p in parts] + [fold(c) for c in codes]))
+        parts[0] = fold_name(parts[0])  # names repeat: remembered
+        return " ".join(filter(None, [parts[0]] + [fold(p) for p in parts[1:]] + [fold(c) for c in codes]))
 
     def save(self, *args, **kwargs):
         self.clean()

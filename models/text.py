@@ -1,5 +1,6 @@
 """Text folding for diacritic-insensitive Vietnamese search."""
 
+import functools
 import re
 import unicodedata
 
@@ -41,6 +42,13 @@ def fold(text):
     else:
         bare = _COMBINING.sub("", decomposed)
     return _SEPARATORS.sub(" ", bare).strip()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def fold_name(name):
+    """fold() of a person's name, remembered: a province's names repeat, and imports and the
+    duplicate search fold each one several times."""
+    return fold(name)
 
 
 def search_terms(query):

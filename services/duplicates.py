@@ -33,7 +33,7 @@ from models.risk import CaseEvent
 from models.risk import Declaration
 from models.risk import RiskCase
 from models.risk import person_key
-from models.text import fold
+from models.text import fold_name
 from models.validation import FieldError
 from services import clock
 
@@ -53,7 +53,7 @@ def _keys(row):
     if national_id:
         yield "national_id", national_id
     if born is not None:
-        name = fold(name)
+        name = fold_name(name)
         if phone:
             yield "name_dob_phone", (name, born, phone)
         yield "name_dob_ward", (name, born, ward)
@@ -65,8 +65,11 @@ def _pairs_among(rows, new_ids=None):
     for row in rows:
         for reason, key in _keys(row):
             groups.setdefault((reason, key), set()).add(row[0])
+    # Only keys shared by two records or more make pairs; an import's batch has thousands of keys
+    # and few of them shared. The sort is stable: within a reason, groups keep their order.
+    shared = [item for item in groups.items() if len(item[1]) > 1]
     found = {}
-    for (reason, _key), ids in sorted(groups.items(), key=lambda item: _REASON_ORDER[item[0][0]]):
+    for (reason, _key), ids in sorted(shared, key=lambda item: _REASON_ORDER[item[0][0]]):
         for a, b in itertools.combinations(sorted(ids), 2):
             if new_ids is None or a in new_ids or b in new_ids:
                 found.setdefault((a, b), reason)

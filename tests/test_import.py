@@ -520,3 +520,43 @@ def test_a_big_import_refreshes_the_planners_statistics_as_the_table_doubles(war
         assert estimate >= 8
     else:
         assert analyzed == []  # SQLite plans without statistics unless asked, and the import never asks
+
+
+CHECKED_FIELDS = (*citizen_import.PLAIN_FIELDS, "permanent_address", "search_text")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"full_name": "  Đỗ   Hồng  Thoa ", "gender": "Nữ", "phone": "+84 912 345 678"},
+        {"date_of_birth": "25/12/1990", "national_id": "022090001234", "gender": "Nam"},
+        {"insurance_number": "dn4220123456789", "email": " An@Example.VN ", "permanent_address": "Tổ 2,  khu 3"},
+        {"health_code": "22-0000-0001"},
+        {"full_name": "   "},
+        {"phone": "12345"},
+        {"national_id": "0220900012"},
+        {"national_id": "001090012345", "gender": "Nữ", "date_of_birth": datetime.date(1990, 1, 2)},
+        {"date_of_birth": datetime.date.today() + datetime.timedelta(days=1)},
+        {"email": "not an address"},
+        {"insurance_number": "XX"},
+        {"gender": "không rõ"},
+    ],
+)
+def test_a_checked_row_is_what_the_citizen_model_makes_of_it(ctx, changes):
+    # The import checks rows with Citizen.clean() on a plain object (CheckedRow); the model itself
+    # must come to the same fields, or to the same error on the same field.
+    fields = {name: None for name in citizen_import.PLAIN_FIELDS} | {"permanent_address": None}
+    fields |= {"full_name": "Nguyễn Văn An", "date_of_birth": datetime.date(1990, 12, 25), "phone": "0912345678"}
+    fields |= changes
+    outcomes = []
+    with ctx.test_request_context():  # the messages are rendered to be compared
+        for thing in (Citizen(ward=6652, **fields), citizen_import.CheckedRow(6652, dict(fields))):
+            try:
+                thing.clean()
+            except citizen_import.FieldError as exc:
+                outcomes.append((exc.field, str(exc.message)))
+            else:
+                outcomes.append({name: getattr(thing, name) for name in CHECKED_FIELDS})
+    assert outcomes[0] == outcomes[1]
+    assert changes.get("full_name") != "   " or outcomes[0][0] == "full_name"
