@@ -112,10 +112,15 @@ class CitizenAlias(BaseModel):
         return f"{self.kind}:{self.value}"
 
     @classmethod
+    def any_recorded(cls):
+        """Whether any record was ever merged away: until then, batches of codes need not be looked up."""
+        return cls.select(cls.id).limit(1).exists()
+
+    @classmethod
     def owners(cls, kind, values):
         """{value: id of the citizen a record with this old identifier was merged into}, in one query."""
         values = sorted(set(values))
-        if not values:
+        if not values or not cls.any_recorded():
             return {}
         query = cls.select(cls.value, cls.citizen).where((cls.kind == kind) & any_of(cls.value, values))
         return dict(query.tuples())

@@ -143,7 +143,7 @@ def _alias_pairs(rows):
         for kind, value in (("health_code", health_code), ("national_id", national_id)):
             if value:
                 owners.setdefault((kind, value), []).append(citizen_id)
-    if not owners:
+    if not owners or not CitizenAlias.any_recorded():
         return []
     query = CitizenAlias.select(CitizenAlias.kind, CitizenAlias.value, CitizenAlias.citizen).where(
         pairs_in(CitizenAlias.kind, CitizenAlias.value, sorted(owners))
