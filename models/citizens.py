@@ -148,12 +148,12 @@ class Citizen(BaseModel):
 
     def build_search_text(self):
         """Folded words that the diacritic-insensitive search matches against."""
-        parts = [self.full_name, self.permanent_address, self.temporary_address]
+        # Names repeat across a province: their folding is remembered (fold_name).
+        parts = [fold_name(self.full_name), fold(self.permanent_address), fold(self.temporary_address)]
         codes = [self.health_code, self.national_id, self.old_national_id, self.insurance_number, self.phone]
         if self.phone:
             codes.append(self.phone[1:])  # typed without the leading 0
-        parts[0] = fold_name(parts[0])  # names repeat: remembered
-        return " ".join(filter(None, [parts[0]] + [fold(p) for p in parts[1:]] + [fold(c) for c in codes]))
+        return " ".join(filter(None, parts + [fold(c) for c in codes]))
 
     def save(self, *args, **kwargs):
         self.clean()

@@ -39,6 +39,7 @@ from models.base import any_of
 from models.base import db
 from models.base import is_postgres
 from models.base import pairs_in
+from models.base import quoted
 from models.base import utcnow
 from models.citizens import Citizen
 from models.citizens import Household
@@ -841,13 +842,12 @@ def bulk_insert(model, names, rows):
     Dates and timestamps are passed as the text peewee writes and reads back.
     """
     fields = [model._meta.fields[name] for name in names]
-    columns = ", ".join(f'"{field.column_name}"' for field in fields)
-    table = model._meta.table_name
+    table, columns = quoted(model), quoted(model, *fields)
     if is_postgres():
         # COPY: several times faster than multi-row INSERTs, the GIN search index included.
         text = "".join("\t".join([_copy_value(row[name]) for name in names]) + "\n" for row in rows)
         with db.cursor() as cursor:
-            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN', io.StringIO(text))
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
         return
     # Only the date and timestamp columns are converted; a batch's timestamps are one value, converted once.
     dates = [i for i, field in enumerate(fields) if isinstance(field, (DateField, DateTimeField))]
@@ -869,7 +869,7 @@ def bulk_insert(model, names, rows):
             value[position] = text(value[position])
         values.append(value)
     placeholders = ", ".join("?" for _field in fields)
-    db.cursor().executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})', values)
+    db.cursor().executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
 
 
 # SQLite's search index is filled by a trigger, one FTS5 insert per row: six times what one
