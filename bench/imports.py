@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -110,6 +111,10 @@ def child(url, csv_path):
             figures[run] = {"seconds": round(seconds, 3), "rows": result.total, "counts": result.counts_line()}
             figures[run]["rows_per_second"] = round(result.total / seconds)
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    # The process that checks a large file's rows (services.citizen_import._Checker), once joined.
+    # ru_maxrss carries across exec: a spawned child may report this process's size at the spawn
+    # instead of its own, so this is an upper bound.
+    figures["checker_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     print(json.dumps(figures))
 
 
@@ -242,13 +247,13 @@ def main(argv=None):
         migrate(url)
         figures = _run_child("--child", url, str(csv_path)) | {"database": name, "citizens": args.citizens}
         first = figures["first"]
-        verdict = (
-            "ok" if first["rows_per_second"] >= ROWS_PER_SECOND and figures["peak_rss_mb"] < PEAK_MB else "OVER BUDGET"
-        )
+        memory = figures["peak_rss_mb"] + figures["checker_peak_rss_mb"]
+        verdict = "ok" if first["rows_per_second"] >= ROWS_PER_SECOND and memory < PEAK_MB else "OVER BUDGET"
         print(
             f"{name}: {first['rows']} rows in {first['seconds']} s = {first['rows_per_second']} rows/s "
             f"({first['counts']}); again: {figures['second']['rows_per_second']} rows/s "
-            f"({figures['second']['counts']}); peak RSS {figures['peak_rss_mb']} MB [{verdict}]"
+            f"({figures['second']['counts']}); peak RSS {figures['peak_rss_mb']} MB "
+            f"+ {figures['checker_peak_rss_mb']} MB checking [{verdict}]"
         )
         if not args.no_raw:
             if name == "sqlite":

@@ -15,7 +15,9 @@ import datetime
 import io
 import itertools
 import json
+import multiprocessing
 import operator
+import queue as queue_module
 import re
 import secrets
 import unicodedata
@@ -41,6 +43,7 @@ from models.base import is_postgres
 from models.base import pairs_in
 from models.base import quoted
 from models.base import utcnow
+from models.citizens import FTS_TABLE
 from models.citizens import Citizen
 from models.citizens import Household
 from models.duplicates import CitizenAlias
@@ -50,7 +53,9 @@ from models.text import fold_name
 from models.validation import FieldError
 from models.validation import new_health_code
 from models.validation import normalize_health_code
+from services import bulk_load
 from services.duplicates import find_duplicates_of
+from services.duplicates import scan as scan_duplicates
 from services.jobs import handler
 
 # (key, the header on the paper form); both are accepted, ignoring case, diacritics and spacing.
@@ -287,7 +292,10 @@ def file_health_codes(path, keys):
 
 
 def _has_content(values):
-    return any(value is not None and str(value).strip() for value in values)
+    try:
+        return bool("".join(values).strip())  # a CSV row: all text, joined in one call
+    except TypeError:  # a workbook's row: numbers, dates and None among the text
+        return any(value is not None and str(value).strip() for value in values)
 
 
 def _cell_text(value):
@@ -432,6 +440,74 @@ def clean_row(values, keys, ward_codes):
     return fields | {"ward": ward}, book
 
 
+def checked_rows(rows, keys, ward_codes):
+    """(row number, cell values, clean_row()'s result or its FieldError) of each numbered row."""
+    for number, values in rows:
+        values = list(values)
+        try:
+            yield number, values, clean_row(values, keys, ward_codes)
+        except FieldError as exc:
+            yield number, values, exc
+
+
+# A file this large (about 25,000 rows of the template) is checked in a second process.
+CHECKER_MIN_BYTES = 4 << 20
+CHECKED_CHUNK = 2000
+
+
+class _Checker:
+    """A file's checked rows (as checked_rows() yields them), read and checked by a spawned process.
+
+    Checking a row costs about as much as everything else the import does with it; on two cores the
+    two overlap. The process is spawned, not forked: the import may run in a threaded web server.
+    Reasons travel as lazy strings and are rendered here, in the importer's locale.
+    """
+
+    def __init__(self, path, keys, ward_codes, ahead=4):
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue(maxsize=ahead)
+        arguments = (str(path), list(keys), set(ward_codes), self.queue)
+        self.process = context.Process(target=_check_file, args=arguments, daemon=True)
+        self.process.start()
+
+    def __iter__(self):
+        try:
+            while True:
+                item = self._next()
+                if item is None:
+                    return
+                if isinstance(item, str):
+                    raise RuntimeError(f"Checking the file's rows failed: {item}")
+                yield from item
+        finally:
+            self.close()
+
+    def _next(self):
+        while True:
+            try:
+                return self.queue.get(timeout=1)
+            except queue_module.Empty:
+                if not self.process.is_alive():
+                    raise RuntimeError("The process checking the file's rows stopped.") from None
+
+    def close(self):
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
+
+
+def _check_file(path, keys, ward_codes, queue):
+    """In the spawned process: put the checked rows on the queue a chunk at a time, then None."""
+    try:
+        table = open_table(path)
+        rows = checked_rows(table.rows, keys, ward_codes)
+        while chunk := list(itertools.islice(rows, CHECKED_CHUNK)):
+            queue.put(chunk)
+        queue.put(None)
+    except Exception as exc:  # the importer raises it: the child's own traceback would be lost
+        queue.put(repr(exc))
+
+
 class CheckedRow:
     """One row's citizen fields, normalised and checked by Citizen's own clean(), without a model.
 
@@ -477,6 +553,9 @@ class _Importer:
         self.batch_number = 0
         self.file_codes = SeenKeys()
         self.search_index_deferred = False
+        # Loading an empty table (see _bulk_load): no existing record to match, ids given here.
+        self.bulk = False
+        self.ids = None
         self.analyze_at = _planner_rows() if is_postgres() else None
 
     def header_of(self, field):
@@ -490,15 +569,16 @@ class _Importer:
     def reject(self, number, values, field, reason):
         self.result.rejected.append(Rejected(number, self.header_of(field), str(reason), list(values)))
 
-    def run(self):
+    def run(self, checked=None):
+        """Import the table's rows; checked: the rows already checked (a _Checker), else checked here."""
         batch, done = [], 0
-        for number, values in self.table.rows:
-            values = list(values)
-            try:
-                fields, book = clean_row(values, self.table.keys, self.ward_codes)
-            except FieldError as exc:
-                self.reject(number, values, exc.field, exc.message)
+        if checked is None:
+            checked = checked_rows(self.table.rows, self.table.keys, self.ward_codes)
+        for number, values, outcome in checked:
+            if isinstance(outcome, FieldError):
+                self.reject(number, values, outcome.field, outcome.message)
                 continue
+            fields, book = outcome
             if not self.scope.covers(fields["ward"]):
                 self.reject(number, values, "ward", _l("This commune or ward is outside your jurisdiction."))
                 continue
@@ -605,8 +685,9 @@ class _Importer:
                 self.result.unchanged += 1
         households = self._households(batch, existing["households"])
         created_ids, created_rows = self._create(creates, households)
-        self._refresh_statistics()
-        find_duplicates_of(created_ids, created_rows)  # one batched search for the batch's new citizens
+        if not self.bulk:  # a bulk load searches the whole table once, at its end
+            self._refresh_statistics()
+            find_duplicates_of(created_ids, created_rows)  # one batched search for the batch's new citizens
         updated_ids = self._update(updates, households)
         self.result.created += len(creates)
         self.result.updated += len(updates)
@@ -624,6 +705,8 @@ class _Importer:
         return len(batch)
 
     def _existing(self, batch):
+        if self.bulk:
+            return self._nothing_existing(batch)
         codes = {f["health_code"] for _n, _v, f, _b in batch if f["health_code"]}
         ids = {f["national_id"] for _n, _v, f, _b in batch if f["national_id"]}
         people = [f for _n, _v, f, _b in batch if not f["health_code"] and not f["national_id"]]
@@ -656,11 +739,7 @@ class _Importer:
             for row in query.dicts():
                 if row["national_id"] is None:
                     by_person.setdefault(_person_key(row), row)
-        books = sorted({b for _n, _v, _f, b in batch if b})
-        households = {}
-        if books:
-            query = Household.select(Household.book_number, Household.id).where(any_of(Household.book_number, books))
-            households = dict(query.tuples())
+        households = self._known_households(batch)
         aliases = {(kind, value) for kind, found in owners.items() for value in found}
         return {
             "health_code": by_code,
@@ -669,6 +748,23 @@ class _Importer:
             "households": households,
             "aliases": aliases,
         }
+
+    def _nothing_existing(self, batch):
+        """_existing() for a bulk load: the table held no citizen, so no alias either; households may exist."""
+        return {
+            "health_code": {},
+            "national_id": {},
+            "person": {},
+            "households": self._known_households(batch),
+            "aliases": set(),
+        }
+
+    def _known_households(self, batch):
+        books = sorted({b for _n, _v, _f, b in batch if b})
+        if not books:
+            return {}
+        query = Household.select(Household.book_number, Household.id).where(any_of(Household.book_number, books))
+        return dict(query.tuples())
 
     def _match(self, number, values, fields, existing):
         """The existing row this one updates, None for a new citizen, or False when the row is rejected."""
@@ -740,22 +836,27 @@ class _Importer:
     def _issue_health_codes(self, rows):
         """Give every row without a health code a new one, unique in the file and the database."""
         pending = [row for row in rows if not row["health_code"]]
+        taken = set()  # codes in the table, and those given in this batch by earlier attempts
         for _attempt in range(MAX_HEALTH_CODE_ATTEMPTS):
             if not pending:
                 return
             for row in pending:
                 row["health_code"] = new_health_code(self.ward_provinces[row["ward"]], self.rng)
             codes = [row["health_code"] for row in pending]
-            query = Citizen.select(Citizen.health_code).where(any_of(Citizen.health_code, codes))
-            taken = {code for (code,) in query.tuples()}
+            if not self.bulk:  # a bulk load began on an empty table: its own codes are all in file_codes
+                query = Citizen.select(Citizen.health_code).where(any_of(Citizen.health_code, codes))
+                taken.update(code for (code,) in query.tuples())
             in_file = self.file_codes.first_rows([hash(code) for code in codes])
-            clashes = []
+            clashes, issued = [], {}
             for row, file_row in zip(pending, in_file, strict=True):
                 code = row["health_code"]
                 if code in taken or file_row is not None:
                     clashes.append(row)
                 else:
                     taken.add(code)  # not issued twice in this batch; later batches find it in the table
+                    issued[hash(code)] = 0
+            if self.bulk:  # ... or, in a bulk load, among the file's codes
+                self.file_codes.add(issued)
             pending = clashes
         raise FieldError("health_code", _l("Could not issue a unique health code; please try again."))
 
@@ -775,11 +876,19 @@ class _Importer:
         for row in issued:
             # The rest of the search text is already folded; word order does not matter to the search.
             row["search_text"] = f"{row['search_text']} {fold(row['health_code'])}".strip()
-        insert_citizens(rows)
-        codes = [row["health_code"] for row in rows]
-        id_of = dict(Citizen.select(Citizen.health_code, Citizen.id).where(any_of(Citizen.health_code, codes)).tuples())
+        if self.bulk:
+            # The table's indexes are dropped: the ids are given here rather than looked up by code.
+            for row, citizen_id in zip(rows, self.ids.take(len(rows)), strict=True):
+                row["id"] = citizen_id
+            bulk_insert(Citizen, ("id", *INSERTED_FIELDS), rows)
+            id_of = {row["health_code"]: row["id"] for row in rows}
+        else:
+            insert_citizens(rows)
+            codes = [row["health_code"] for row in rows]
+            query = Citizen.select(Citizen.health_code, Citizen.id).where(any_of(Citizen.health_code, codes))
+            id_of = dict(query.tuples())
         ids = sorted(id_of.values())
-        if self.search_index_deferred:
+        if self.search_index_deferred and not self.bulk:
             index_citizens(ids)
         self.result.created_ids.extend(ids)
         keys = ("full_name", "date_of_birth", "phone", "ward", "national_id", "health_code")
@@ -844,10 +953,14 @@ def bulk_insert(model, names, rows):
     fields = [model._meta.fields[name] for name in names]
     table, columns = quoted(model), quoted(model, *fields)
     if is_postgres():
-        # COPY: several times faster than multi-row INSERTs, the GIN search index included.
-        text = "".join("\t".join([_copy_value(row[name]) for name in names]) + "\n" for row in rows)
+        # COPY: several times faster than multi-row INSERTs, the GIN search index included. Its CSV
+        # format is written by the csv module, in C: a Python call per value cost more than the COPY.
+        # A blank cell there is NULL: callers pass None, never an empty string (blank cells are None).
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(map(operator.itemgetter(*names), rows))
+        buffer.seek(0)
         with db.cursor() as cursor:
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text))
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         return
     # Only the date and timestamp columns are converted; a batch's timestamps are one value, converted once.
     dates = [i for i, field in enumerate(fields) if isinstance(field, (DateField, DateTimeField))]
@@ -894,6 +1007,37 @@ def _search_index_deferred(importer):
         db.execute_sql(SQLITE_INSERT_TRIGGER)
 
 
+@contextlib.contextmanager
+def _bulk_load(importer):
+    """Into an empty citizen table, load with its indexes dropped and build them once at the end.
+
+    Row by row, a million citizens' ten indexes (the search index the costliest) took most of the
+    database's time; built once they take a fraction of it (docs/BENCHMARKS.md). With no citizen
+    before the import there is nothing to match a row with, so the batches skip those lookups, and
+    the likely duplicates among the new citizens are searched once over the whole table at the end.
+    Any failure rolls the transaction back, indexes included.
+    """
+    if importer.dry_run or not bulk_load.lock_if_empty(Citizen):
+        yield
+        return
+    dropped = bulk_load.drop_indexes(Citizen)
+    importer.bulk = True
+    importer.ids = bulk_load.IdBlock(Citizen)
+    first_id = importer.ids.next
+    yield
+    importer.bulk = False
+    bulk_load.restore_indexes(dropped)
+    if is_postgres():
+        db.execute_sql(f"ANALYZE {quoted(Citizen)}")
+    elif importer.search_index_deferred:
+        # The search index of every citizen the import made (the insert trigger is dropped meanwhile).
+        db.execute_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT id, search_text FROM citizen WHERE id >= ?",
+            (first_id,),
+        )
+    scan_duplicates()
+
+
 def index_citizens(ids):
     """Add these citizens to SQLite's search index, as the insert trigger would have."""
     if ids:
@@ -902,20 +1046,6 @@ def index_citizens(ids):
             "WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(ids),),
         )
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_value(value):
-    """A value in COPY's text format: \\N for NULL, backslash, tab and line breaks escaped."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, datetime.datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
 
 
 def _sqlite_value(value):
@@ -962,10 +1092,17 @@ def import_citizens(
         except ImportFileError as exc:
             raise ImportFileError(str(exc.message)) from None  # in Vietnamese, with no request needed
         importer = _Importer(table, scope, actor, source, file_name, dry_run, batch_size, progress)
-        if not dry_run:
-            importer.file_codes = file_health_codes(path, table.keys)
-        with db.atomic(), _search_index_deferred(importer):
-            result = importer.run()
+        checker = None
+        if path.stat().st_size >= CHECKER_MIN_BYTES:
+            checker = _Checker(path, table.keys, importer.ward_codes)
+        try:
+            if not dry_run:
+                importer.file_codes = file_health_codes(path, table.keys)
+            with db.atomic(), _search_index_deferred(importer), _bulk_load(importer):
+                result = importer.run(checker)
+        finally:
+            if checker is not None:
+                checker.close()
         result.rejected.sort(key=lambda item: item.row)  # repeats are found a batch at a time
         if rejected_path is None:
             rejected_path = rejected_path_for(path)

@@ -17,6 +17,7 @@ from models.base import db
 from models.base import is_postgres
 from models.citizens import Citizen
 from models.citizens import Household
+from models.duplicates import DuplicateCandidate
 from models.validation import is_portal_health_code
 from services import citizen_import
 from services.citizen_import import ImportFileError
@@ -266,10 +267,12 @@ def test_a_crash_part_way_leaves_nothing_written(wards, tmp_path, monkeypatch):
         return real_create(self, creates, households)
 
     monkeypatch.setattr(citizen_import._Importer, "_create", failing_create)
+    schema_before = citizen_schema()
     with pytest.raises(RuntimeError):
         import_citizens(path, Scope.everything(), batch_size=3)
     assert calls == [3, 3, 3]  # two batches were written before the failure
     assert Citizen.select().count() == 0 and Household.select().count() == 0 and AuditEvent.select().count() == 0
+    assert citizen_schema() == schema_before  # the bulk load's dropped indexes are back
     monkeypatch.undo()
     assert import_citizens(path, Scope.everything(), batch_size=3).created == 10
 
@@ -498,6 +501,8 @@ def test_a_cell_with_a_nul_or_control_character_is_rejected_naming_its_column(wa
 def test_a_big_import_refreshes_the_planners_statistics_as_the_table_doubles(wards, tmp_path, monkeypatch):
     # Autovacuum cannot see the import's rows before it commits: on PostgreSQL the import ANALYZEs the
     # tables each time it has doubled them (here from 2 rows, so 2, 4 and 8 rows into a 10-row import).
+    # One citizen is there before: into an empty table the import is a bulk load (tested below).
+    make_citizen(wards[1], full_name="Đã Có Trước")
     monkeypatch.setattr(citizen_import, "BATCH_SIZE", 2)
     analyzed = []
     real_execute = db.obj.execute_sql
@@ -561,3 +566,184 @@ def test_a_checked_row_is_what_the_citizen_model_makes_of_it(ctx, changes):
                 outcomes.append({name: getattr(thing, name) for name in CHECKED_FIELDS})
     assert outcomes[0] == outcomes[1]
     assert changes.get("full_name") != "   " or outcomes[0][0] == "full_name"
+
+
+def citizen_schema():
+    """The citizen table's indexes and foreign keys (and SQLite's triggers), as the database defines them."""
+    if is_postgres():
+        indexes = db.execute_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'citizen'").fetchall()
+        keys = db.execute_sql(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'citizen'::regclass"
+        ).fetchall()
+        return sorted(indexes) + sorted(keys)
+    return sorted(db.execute_sql("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'citizen'").fetchall())
+
+
+def mixed_rows(ward, other_ward):
+    """A file with every kind of row an import sorts: codes given or issued, households old and new,
+    likely duplicates by phone and by commune, a repeat and a bad row."""
+    a, b = f"{ward:05d}", f"{other_ward:05d}"
+    return [
+        [
+            "full_name",
+            "date_of_birth",
+            "gender",
+            "phone",
+            "national_id",
+            "health_code",
+            "ward_code",
+            "household_number",
+        ],
+        ["Nguyễn Văn An", "25/12/1990", "Nam", "0912345678", "022090001234", "", a, "HK-OLD"],
+        ["Nguyen Van An", "25/12/1990", "Nam", "0912345678", "", "220000000017", b, ""],  # same phone
+        ["Trần Thị Bình", "01/02/1985", "Nữ", "", "022185000001", "", a, "HK-NEW"],
+        ["Tran Thi Binh", "01/02/1985", "Nữ", "0987000001", "", "220000000025", a, "HK-NEW"],  # same commune
+        ["Lê Thị Cúc", "03/04/2015", "Nữ", "", "", "", a, ""],
+        ["Lê Thị Cúc", "03/04/2015", "Nữ", "", "", "", a, ""],  # repeats row 6
+        ["Đỗ Đức Dũng", "31/02/1970", "Nam", "", "", "", a, ""],  # no such date
+        ["Phạm Thu Hà", "05/05/2000", "Nữ", "0977000003", "", "", b, "HK-OLD"],
+    ]
+
+
+def import_snapshot(result):
+    """What an import made, with nothing that depends on ids or on the codes it issued."""
+    by_id = {c.id: c for c in Citizen.select()}
+    citizens = sorted(
+        (
+            c.full_name,
+            c.date_of_birth,
+            c.phone,
+            c.national_id,
+            c.ward_id,
+            c.household.book_number if c.household else None,
+        )
+        for c in by_id.values()
+    )
+    pairs = sorted(
+        (sorted([by_id[d.citizen_a_id].full_name, by_id[d.citizen_b_id].full_name]), d.reason)
+        for d in DuplicateCandidate.select()
+    )
+    households = sorted((h.book_number, h.ward_id, h.address) for h in Household.select())
+    rejected = [(r.row, r.column, r.reason) for r in result.rejected]
+    return result.counts_line(), citizens, pairs, households, rejected
+
+
+def test_an_import_into_an_empty_table_makes_what_one_row_by_row_makes(wards, tmp_path, monkeypatch):
+    # The bulk load (indexes dropped and built again, duplicates searched at the end) against the
+    # batch-by-batch path on the same file: the same citizens, households, pairs and rejects.
+    Household.create(book_number="HK-OLD", ward=wards[0], address="Tổ 1")
+    path = write_csv(tmp_path / "mixed.csv", mixed_rows(wards[0], wards[1]))
+    schema = citizen_schema()
+    bulk_loads = []
+    real_drop = citizen_import.bulk_load.drop_indexes
+    monkeypatch.setattr(
+        citizen_import.bulk_load, "drop_indexes", lambda model: bulk_loads.append(1) or real_drop(model)
+    )
+
+    bulk = import_citizens(path, Scope.everything(), batch_size=2)
+    assert bulk_loads == [1]
+    assert citizen_schema() == schema
+    made = import_snapshot(bulk)
+    assert made[0] == "created=6 updated=0 unchanged=0 rejected=2"
+    assert made[2] == [
+        (["Nguyen Van An", "Nguyễn Văn An"], "name_dob_phone"),
+        (["Tran Thi Binh", "Trần Thị Bình"], "name_dob_ward"),
+    ]
+    assert sorted(bulk.created_ids) == sorted(c.id for c in Citizen.select())
+    issued = Citizen.get(Citizen.national_id == "022090001234")
+    assert is_portal_health_code(issued.health_code)
+    assert list(Citizen.matching("nguyen van an")) != [] and list(Citizen.matching(issued.health_code)) == [issued]
+    assert list(Citizen.matching("0977000003")) == [Citizen.get(Citizen.full_name == "Phạm Thu Hà")]
+    events = AuditEvent.select().where(AuditEvent.object_type == "citizen_import", AuditEvent.object_id.is_null())
+    assert sorted(i for e in events for i in e.details["created_ids"]) == sorted(bulk.created_ids)
+    # The same file again, batch by batch, into the same empty tables.
+    DuplicateCandidate.delete().execute()
+    Citizen.delete().execute()
+    Household.delete().where(Household.book_number != "HK-OLD").execute()
+    monkeypatch.setattr(citizen_import.bulk_load, "lock_if_empty", lambda model: False)
+    row_by_row = import_citizens(path, Scope.everything(), batch_size=2)
+    assert bulk_loads == [1]
+    assert import_snapshot(row_by_row) == made
+    if is_postgres():  # both draw from the sequence (SQLite gives max(id) + 1 either way)
+        assert min(row_by_row.created_ids) > max(bulk.created_ids)
+
+
+def test_a_bulk_load_never_issues_one_health_code_twice(wards, tmp_path, monkeypatch):
+    # The table's unique index is dropped during a bulk load: the codes it issued are remembered instead.
+    codes = iter(["SAME-0001", "SAME-0001", "NEXT-0002"])
+    monkeypatch.setattr(citizen_import, "new_health_code", lambda province, rng: next(codes))
+    rows = [
+        ["full_name", "date_of_birth", "ward_code"],
+        ["Một", "01/01/1980", wards[0]],
+        ["Hai", "02/02/1982", wards[0]],
+    ]
+    result = import_citizens(write_csv(tmp_path / "codes.csv", rows), Scope.everything(), batch_size=1)
+    assert result.counts_line() == "created=2 updated=0 unchanged=0 rejected=0"
+    assert sorted(c.health_code for c in Citizen.select()) == ["NEXT-0002", "SAME-0001"]
+
+
+def test_an_import_into_a_table_with_citizens_is_no_bulk_load(wards, tmp_path, monkeypatch):
+    make_citizen(wards[1], full_name="Đã Có")
+    monkeypatch.setattr(citizen_import.bulk_load, "drop_indexes", lambda model: pytest.fail("indexes dropped"))
+    result = import_citizens(write_csv(tmp_path / "xa.csv", good_rows(wards[0])), Scope.everything())
+    assert result.created == 3
+
+
+def test_the_bulk_insert_stores_awkward_text_and_none_as_they_are(wards):
+    # COPY's CSV format on PostgreSQL, executemany on SQLite: quotes, commas, tabs, line breaks,
+    # backslashes and NULL come back exactly.
+    now = datetime.datetime(2026, 12, 3, 8, 30, 15, 123456)
+    awkward = 'Số 1, "ngõ" 2\ttổ 3\r\nkhu \\N 4\\'
+    rows = [
+        {"book_number": "HK,1", "ward": wards[0], "address": awkward, "created_at": now, "updated_at": now},
+        {"book_number": '"HK2"', "ward": wards[1], "address": None, "created_at": now, "updated_at": now},
+        {"book_number": "\\N", "ward": wards[0], "address": "\\", "created_at": now, "updated_at": now},
+    ]
+    citizen_import.bulk_insert(Household, citizen_import.HOUSEHOLD_FIELDS, rows)
+    stored = {h.book_number: (h.ward_id, h.address, h.created_at) for h in Household.select()}
+    assert stored == {
+        "HK,1": (wards[0], awkward, now),
+        '"HK2"': (wards[1], None, now),
+        "\\N": (wards[0], "\\", now),
+    }
+
+
+def test_a_large_file_is_checked_in_a_second_process_with_the_same_outcome(wards, tmp_path, monkeypatch):
+    # Files of CHECKER_MIN_BYTES and more are read and checked by a spawned process: the same rows
+    # are made and the same rows rejected, with the same reasons in Vietnamese.
+    import multiprocessing
+
+    code = f"{wards[0]:05d}"
+    rows = mixed_rows(wards[0], wards[1])
+    rows += [
+        ["Sai Số", "01/01/1990", "Nam", "12345", "", "", code, ""],
+        ["Xã Lạ", "01/01/1990", "Nam", "", "", "", "99999", ""],
+        ["Chưa Sinh", "01/01/2999", "Nữ", "", "", "", code, ""],
+    ]
+    path = write_csv(tmp_path / "big.csv", rows)
+    started = []
+    real_init = citizen_import._Checker.__init__
+    monkeypatch.setattr(citizen_import._Checker, "__init__", lambda self, *a: started.append(1) or real_init(self, *a))
+    monkeypatch.setattr(citizen_import, "CHECKER_MIN_BYTES", 0)
+    checked_apart = import_snapshot(import_citizens(path, Scope.everything(), batch_size=3))
+    assert started == [1] and not multiprocessing.active_children()
+    assert checked_apart[0] == "created=6 updated=0 unchanged=0 rejected=5"
+    assert checked_apart[4][2][:2] == (10, "phone")
+    assert checked_apart[4][2][2].startswith("Nhập số di động Việt Nam"), checked_apart[4]  # rendered in Vietnamese
+    DuplicateCandidate.delete().execute()
+    Citizen.delete().execute()
+    Household.delete().execute()
+    monkeypatch.setattr(citizen_import, "CHECKER_MIN_BYTES", 1 << 40)
+    assert import_snapshot(import_citizens(path, Scope.everything(), batch_size=3)) == checked_apart
+    assert started == [1]
+
+
+def test_a_failed_import_stops_its_checking_process(wards, tmp_path, monkeypatch):
+    import multiprocessing
+
+    rows = [VI_HEADERS] + [[f"Người {n}", "01/01/1980", "Nam", "", "", f"{wards[0]:05d}", ""] for n in range(10)]
+    monkeypatch.setattr(citizen_import, "CHECKER_MIN_BYTES", 0)
+    monkeypatch.setattr(citizen_import._Importer, "_create", lambda self, creates, households: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        import_citizens(write_csv(tmp_path / "crash.csv", rows), Scope.everything(), batch_size=2)
+    assert not multiprocessing.active_children() and Citizen.select().count() == 0
