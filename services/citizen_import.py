@@ -55,7 +55,7 @@ from models.validation import new_health_code
 from models.validation import normalize_health_code
 from services import bulk_load
 from services.duplicates import find_duplicates_of
-from services.duplicates import scan as scan_duplicates
+from services.duplicates import queue_pairs_among
 from services.jobs import handler
 
 # (key, the header on the paper form); both are accepted, ignoring case, diacritics and spacing.
@@ -167,16 +167,7 @@ class ImportResult:
         return f"created={self.created} updated={self.updated} unchanged={self.unchanged} rejected={len(self.rejected)}"
 
 
-SEEN_KINDS = ("health_code", "national_id", "person")
-
-
-def _key_hash(kind, fields):
-    """hash() of the row's key of this kind, or None when the row has none."""
-    if kind == "person":
-        key = _person_key(fields)
-        return None if key is None else hash(key)
-    value = fields[kind]
-    return None if value is None else hash(value)
+SEEN_KINDS = ("health_code", "national_id", "person")  # in the order of row_keys()
 
 
 class SeenKeys:
@@ -441,13 +432,39 @@ def clean_row(values, keys, ward_codes):
 
 
 def checked_rows(rows, keys, ward_codes):
-    """(row number, cell values, clean_row()'s result or its FieldError) of each numbered row."""
+    """(row number, cell values, outcome) of each numbered row: (fields, book number, row_keys()), or the FieldError."""
     for number, values in rows:
         values = list(values)
         try:
-            yield number, values, clean_row(values, keys, ward_codes)
+            fields, book = clean_row(values, keys, ward_codes)
         except FieldError as exc:
             yield number, values, exc
+            continue
+        yield number, values, (fields, book, row_keys(fields))
+
+
+# The keys row_keys() gives, in order: the first three find repeats within a file (SEEN_KINDS).
+KEY_HEALTH_CODE, KEY_NATIONAL_ID, KEY_PERSON, KEY_NAME_DOB_PHONE = range(4)
+
+
+def row_keys(fields):
+    """hash() of a checked row's health code, ID number, (folded name, birth date, commune) and
+    (folded name, birth date, phone); None where the row has no such key.
+
+    The last two are how the duplicate search (services.duplicates) pairs records. Hashes are only
+    compared with hashes made by the same process: Python salts them per process.
+    """
+    code, national_id, born = fields["health_code"], fields["national_id"], fields["date_of_birth"]
+    if born is None:
+        return (None if code is None else hash(code), None if national_id is None else hash(national_id), None, None)
+    name = fold_name(fields["full_name"])
+    phone = fields["phone"]
+    return (
+        None if code is None else hash(code),
+        None if national_id is None else hash(national_id),
+        hash((name, born, fields["ward"])),
+        None if phone is None else hash((name, born, phone)),
+    )
 
 
 # A file this large (about 25,000 rows of the template) is checked in a second process.
@@ -556,6 +573,9 @@ class _Importer:
         # Loading an empty table (see _bulk_load): no existing record to match, ids given here.
         self.bulk = False
         self.ids = None
+        self.pair_keys = None
+        self.household_ids = None  # book number -> id, when the household table is bulk loaded too
+        self.household_block = None
         self.analyze_at = _planner_rows() if is_postgres() else None
 
     def header_of(self, field):
@@ -578,11 +598,11 @@ class _Importer:
             if isinstance(outcome, FieldError):
                 self.reject(number, values, outcome.field, outcome.message)
                 continue
-            fields, book = outcome
+            fields, book, keys = outcome
             if not self.scope.covers(fields["ward"]):
                 self.reject(number, values, "ward", _l("This commune or ward is outside your jurisdiction."))
                 continue
-            batch.append((number, values, fields, book))
+            batch.append((number, values, fields, book, keys))
             if len(batch) >= self.batch_size:
                 done += self._process(self._without_repeats(batch))
                 batch = []
@@ -600,23 +620,23 @@ class _Importer:
     def _without_repeats(self, batch):
         """The batch without the rows that repeat an earlier row of the file (each rejected, naming it)."""
         earlier = {
-            kind: self.seen[kind].first_rows([_key_hash(kind, fields) for _n, _v, fields, _b in batch])
-            for kind in SEEN_KINDS
+            kind: self.seen[kind].first_rows([row[4][index] for row in batch]) for index, kind in enumerate(SEEN_KINDS)
         }
         found = {kind: {} for kind in SEEN_KINDS}  # hash -> first row, for this batch's keys
         kept = []
-        for position, (number, values, fields, book) in enumerate(batch):
-            if self._repeats(number, values, fields, position, earlier, found) is None:
-                kept.append((number, values, fields, book))
+        for position, row in enumerate(batch):
+            if self._repeats(row, position, earlier, found) is None:
+                kept.append(row)
         for kind in SEEN_KINDS:
             self.seen[kind].add(found[kind])
         return kept
 
-    def _repeats(self, number, values, fields, position, earlier, found):
+    def _repeats(self, row, position, earlier, found):
         """None for a row seen first here (its keys noted in found), else the earlier row it repeats."""
+        number, values, fields, _book, keys = row
 
         def first_row(kind):
-            key = _key_hash(kind, fields)
+            key = keys[SEEN_KINDS.index(kind)]
             first = earlier[kind][position] or found[kind].get(key)
             if first is None:
                 found[kind][key] = number
@@ -661,12 +681,12 @@ class _Importer:
         self.batch_number += 1
         existing = self._existing(batch)
         creates, updates = [], []
-        for number, values, fields, book in batch:
+        for number, values, fields, book, keys in batch:
             match = self._match(number, values, fields, existing)
             if match is False:
                 continue
             if match is None:
-                creates.append((fields, book))
+                creates.append((fields, book, keys))
                 continue
             changes = {
                 name: fields[name]
@@ -707,9 +727,9 @@ class _Importer:
     def _existing(self, batch):
         if self.bulk:
             return self._nothing_existing(batch)
-        codes = {f["health_code"] for _n, _v, f, _b in batch if f["health_code"]}
-        ids = {f["national_id"] for _n, _v, f, _b in batch if f["national_id"]}
-        people = [f for _n, _v, f, _b in batch if not f["health_code"] and not f["national_id"]]
+        codes = {f["health_code"] for _n, _v, f, _b, _k in batch if f["health_code"]}
+        ids = {f["national_id"] for _n, _v, f, _b, _k in batch if f["national_id"]}
+        people = [f for _n, _v, f, _b, _k in batch if not f["health_code"] and not f["national_id"]]
         columns = [Citizen.id, *(getattr(Citizen, name) for name in IMPORTED_FIELDS), Citizen.household]
         by_code, by_id, by_person = {}, {}, {}
         if codes:
@@ -760,8 +780,8 @@ class _Importer:
         }
 
     def _known_households(self, batch):
-        books = sorted({b for _n, _v, _f, b in batch if b})
-        if not books:
+        books = sorted({b for _n, _v, _f, b, _k in batch if b})
+        if self.household_ids is not None or not books:  # households too are bulk loaded: none before
             return {}
         query = Household.select(Household.book_number, Household.id).where(any_of(Household.book_number, books))
         return dict(query.tuples())
@@ -813,10 +833,11 @@ class _Importer:
 
     def _households(self, batch, known):
         """Book number -> household id, creating the missing households (in the row's commune)."""
-        households = dict(known)
+        # In a bulk load into an empty household table, every household is one this import made.
+        households = dict(known) if self.household_ids is None else self.household_ids
         missing = {}
-        now = utcnow()
-        for _n, _v, fields, book in batch:
+        now = _timestamp_text(utcnow())
+        for _n, _v, fields, book, _k in batch:
             if book and book not in households and book not in missing:
                 missing[book] = {
                     "book_number": book,
@@ -825,7 +846,12 @@ class _Importer:
                     "created_at": now,
                     "updated_at": now,
                 }
-        if missing and not self.dry_run:
+        if missing and not self.dry_run and self.household_ids is not None:
+            rows = list(missing.values())
+            for row, household_id in zip(rows, self.household_block.take(len(rows)), strict=True):
+                row["id"] = households[row["book_number"]] = household_id
+            bulk_insert(Household, ("id", *HOUSEHOLD_FIELDS), rows)
+        elif missing and not self.dry_run:
             bulk_insert(Household, HOUSEHOLD_FIELDS, list(missing.values()))
             query = Household.select(Household.book_number, Household.id).where(
                 any_of(Household.book_number, list(missing))
@@ -864,9 +890,9 @@ class _Importer:
         """Insert the new citizens; return their ids and their (id, name, birth date, phone, ward, ID, code)."""
         if self.dry_run or not creates:
             return [], []
-        now = utcnow()
+        now = _timestamp_text(utcnow())
         rows = []
-        for fields, book in creates:
+        for fields, book, _keys in creates:
             row = dict(fields)
             row["household"] = households.get(book) if book else None
             row["created_at"] = row["updated_at"] = now
@@ -882,6 +908,7 @@ class _Importer:
                 row["id"] = citizen_id
             bulk_insert(Citizen, ("id", *INSERTED_FIELDS), rows)
             id_of = {row["health_code"]: row["id"] for row in rows}
+            self.pair_keys.note(rows, creates)
         else:
             insert_citizens(rows)
             codes = [row["health_code"] for row in rows]
@@ -1014,28 +1041,80 @@ def _bulk_load(importer):
     Row by row, a million citizens' ten indexes (the search index the costliest) took most of the
     database's time; built once they take a fraction of it (docs/BENCHMARKS.md). With no citizen
     before the import there is nothing to match a row with, so the batches skip those lookups, and
-    the likely duplicates among the new citizens are searched once over the whole table at the end.
-    Any failure rolls the transaction back, indexes included.
+    the likely duplicates among the new citizens are found from their keys at the end. An empty
+    household table is loaded the same way. Any failure rolls the transaction back, indexes included.
     """
     if importer.dry_run or not bulk_load.lock_if_empty(Citizen):
         yield
         return
-    dropped = bulk_load.drop_indexes(Citizen)
+    dropped = [bulk_load.drop_indexes(Citizen)]
     importer.bulk = True
     importer.ids = bulk_load.IdBlock(Citizen)
+    importer.pair_keys = PairKeys()
     first_id = importer.ids.next
+    if bulk_load.lock_if_empty(Household):
+        dropped.append(bulk_load.drop_indexes(Household))
+        importer.household_ids = {}
+        importer.household_block = bulk_load.IdBlock(Household)
     yield
     importer.bulk = False
-    bulk_load.restore_indexes(dropped)
+    importer.household_ids = None
+    for each in dropped:
+        bulk_load.restore_indexes(each)
     if is_postgres():
         db.execute_sql(f"ANALYZE {quoted(Citizen)}")
+        db.execute_sql(f"ANALYZE {quoted(Household)}")
     elif importer.search_index_deferred:
         # The search index of every citizen the import made (the insert trigger is dropped meanwhile).
         db.execute_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT id, search_text FROM citizen WHERE id >= ?",
             (first_id,),
         )
-    scan_duplicates()
+    queue_pairs_among(importer.pair_keys.candidates())
+
+
+class PairKeys:
+    """The duplicate search's keys of the citizens a bulk load made, as hashes, with their ids.
+
+    The table held no citizen before, so every likely pair is among these. Citizens sharing a key
+    hash are the candidates; the search then compares their records themselves, so a shared hash
+    that is not a shared key (one in 10**7 at a million rows) pairs nobody. Two records with one
+    ID number cannot both be made: the second row repeats the first and is rejected.
+    """
+
+    def __init__(self):
+        self.parts = {KEY_PERSON: [], KEY_NAME_DOB_PHONE: []}  # key -> [(hashes, ids)] a batch each
+
+    def note(self, rows, creates):
+        """rows: the inserted citizens (with their ids); creates: their (fields, book, keys), in order."""
+        for key, parts in self.parts.items():
+            pairs = [(keys[key], row["id"]) for row, (_f, _b, keys) in zip(rows, creates, strict=True)]
+            pairs = [pair for pair in pairs if pair[0] is not None]
+            if pairs:
+                parts.append(numpy.array(pairs, dtype=numpy.int64).T)
+
+    def candidates(self):
+        """Ids of the citizens that share a key hash with another, ascending."""
+        found = []
+        for parts in self.parts.values():
+            if not parts:
+                continue
+            hashes, ids = numpy.concatenate(parts, axis=1)
+            order = numpy.argsort(hashes, kind="stable")
+            hashes, ids = hashes[order], ids[order]
+            shared = hashes[1:] == hashes[:-1]
+            in_group = numpy.zeros(len(hashes), dtype=bool)
+            in_group[1:] |= shared
+            in_group[:-1] |= shared
+            found.append(ids[in_group])
+        if not found:
+            return []
+        return numpy.unique(numpy.concatenate(found)).tolist()
+
+
+def _timestamp_text(value):
+    """A timestamp as both databases read it and as peewee writes it: converted once for a batch."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def index_citizens(ids):

@@ -135,6 +135,15 @@ def find_duplicates_of(citizen_ids, rows=None):
     return queue(pairs)
 
 
+def queue_pairs_among(citizen_ids):
+    """Queue the likely pairs among these citizens only (a bulk import's candidates); return how many."""
+    if not citizen_ids:
+        return 0
+    # One query: a pair may be any two of them. They are few (citizens sharing a key with another).
+    rows = Citizen.select(*_COLUMNS).where(any_of(Citizen.id, citizen_ids)).tuples()
+    return queue(_pairs_among(rows))
+
+
 def _alias_pairs(rows):
     """Pairs of a new citizen and the record whose merged-away code or ID number it carries."""
     owners = {}

@@ -568,15 +568,19 @@ def test_a_checked_row_is_what_the_citizen_model_makes_of_it(ctx, changes):
     assert changes.get("full_name") != "   " or outcomes[0][0] == "full_name"
 
 
-def citizen_schema():
-    """The citizen table's indexes and foreign keys (and SQLite's triggers), as the database defines them."""
+def table_schema(table):
+    """A table's indexes and constraints (and SQLite's triggers), as the database defines them."""
     if is_postgres():
-        indexes = db.execute_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'citizen'").fetchall()
+        indexes = db.execute_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (table,))
         keys = db.execute_sql(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'citizen'::regclass"
-        ).fetchall()
-        return sorted(indexes) + sorted(keys)
-    return sorted(db.execute_sql("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'citizen'").fetchall())
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass", (table,)
+        )
+        return sorted(indexes.fetchall()) + sorted(keys.fetchall())
+    return sorted(db.execute_sql("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (table,)).fetchall())
+
+
+def citizen_schema():
+    return table_schema("citizen")
 
 
 def mixed_rows(ward, other_ward):
@@ -628,21 +632,27 @@ def import_snapshot(result):
     return result.counts_line(), citizens, pairs, households, rejected
 
 
-def test_an_import_into_an_empty_table_makes_what_one_row_by_row_makes(wards, tmp_path, monkeypatch):
+@pytest.mark.parametrize("old_household", [True, False])  # households: one there before, or bulk loaded too
+def test_an_import_into_an_empty_table_makes_what_one_row_by_row_makes(wards, tmp_path, monkeypatch, old_household):
     # The bulk load (indexes dropped and built again, duplicates searched at the end) against the
     # batch-by-batch path on the same file: the same citizens, households, pairs and rejects.
-    Household.create(book_number="HK-OLD", ward=wards[0], address="Tổ 1")
+    if old_household:
+        Household.create(book_number="HK-OLD", ward=wards[0], address="Tổ 1")
+    household_schema = table_schema("household")
     path = write_csv(tmp_path / "mixed.csv", mixed_rows(wards[0], wards[1]))
     schema = citizen_schema()
     bulk_loads = []
     real_drop = citizen_import.bulk_load.drop_indexes
-    monkeypatch.setattr(
-        citizen_import.bulk_load, "drop_indexes", lambda model: bulk_loads.append(1) or real_drop(model)
-    )
+
+    def drop_indexes(model):
+        bulk_loads.append(model.__name__)
+        return real_drop(model)
+
+    monkeypatch.setattr(citizen_import.bulk_load, "drop_indexes", drop_indexes)
 
     bulk = import_citizens(path, Scope.everything(), batch_size=2)
-    assert bulk_loads == [1]
-    assert citizen_schema() == schema
+    assert bulk_loads == (["Citizen"] if old_household else ["Citizen", "Household"])
+    assert citizen_schema() == schema and table_schema("household") == household_schema
     made = import_snapshot(bulk)
     assert made[0] == "created=6 updated=0 unchanged=0 rejected=2"
     assert made[2] == [
@@ -661,8 +671,9 @@ def test_an_import_into_an_empty_table_makes_what_one_row_by_row_makes(wards, tm
     Citizen.delete().execute()
     Household.delete().where(Household.book_number != "HK-OLD").execute()
     monkeypatch.setattr(citizen_import.bulk_load, "lock_if_empty", lambda model: False)
+    loads = len(bulk_loads)
     row_by_row = import_citizens(path, Scope.everything(), batch_size=2)
-    assert bulk_loads == [1]
+    assert len(bulk_loads) == loads
     assert import_snapshot(row_by_row) == made
     if is_postgres():  # both draw from the sequence (SQLite gives max(id) + 1 either way)
         assert min(row_by_row.created_ids) > max(bulk.created_ids)
