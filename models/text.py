@@ -33,9 +33,10 @@ def fold(text):
     """Lowercase, drop Vietnamese diacritics, map đ to d and collapse punctuation to single spaces."""
     if not text:
         return ""
-    text = str(text).lower().replace("đ", "d").replace("Đ", "d")
+    text = str(text).lower()  # "Đ" becomes "đ"
     if text.isascii():  # codes, phone and ID numbers, unaccented names: nothing to decompose
-        return _SEPARATORS.sub(" ", text).strip()
+        return text if text.isalnum() else _SEPARATORS.sub(" ", text).strip()
+    text = text.replace("đ", "d")
     decomposed = unicodedata.normalize("NFD", text)
     if _BEYOND_BMP.search(decomposed):  # rare: marks beyond the BMP are not in _COMBINING
         bare = "".join(char for char in decomposed if not unicodedata.combining(char))

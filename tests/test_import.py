@@ -2,10 +2,12 @@
 
 import datetime
 import io
+import pickle
 import re
 import unicodedata
 
 import pytest
+from flask_babel import force_locale
 from openpyxl import Workbook
 from openpyxl import load_workbook
 
@@ -18,6 +20,7 @@ from models.base import is_postgres
 from models.citizens import Citizen
 from models.citizens import Household
 from models.duplicates import DuplicateCandidate
+from models.validation import FieldError
 from models.validation import is_portal_health_code
 from services import citizen_import
 from services.citizen_import import ImportFileError
@@ -628,7 +631,7 @@ def import_snapshot(result):
         for d in DuplicateCandidate.select()
     )
     households = sorted((h.book_number, h.ward_id, h.address) for h in Household.select())
-    rejected = [(r.row, r.column, r.reason) for r in result.rejected]
+    rejected = [(r.row, r.column, r.reason, r.values) for r in result.rejected]
     return result.counts_line(), citizens, pairs, households, rejected
 
 
@@ -758,3 +761,25 @@ def test_a_failed_import_stops_its_checking_process(wards, tmp_path, monkeypatch
     with pytest.raises(ZeroDivisionError):
         import_citizens(write_csv(tmp_path / "crash.csv", rows), Scope.everything(), batch_size=2)
     assert not multiprocessing.active_children() and Citizen.select().count() == 0
+
+
+def test_checked_rows_cross_between_the_processes_unchanged(wards):
+    # _packed() joins a CSV row's cells with the unit separator unless a cell holds one itself.
+    keys = ["full_name", "date_of_birth", None, "ward_code"]
+    rows = [
+        (2, ["Nguyễn Văn An", "25/12/1990", "", f"{wards[0]:05d}"]),
+        (3, ["Lê Thị Cúc", "", "ghi chú\x1fcó dấu phân cách", f"{wards[0]:05d}"]),
+        (4, ["Trần Bình", "31/02/1990", "", f"{wards[0]:05d}"]),
+        (5, ["Excel", datetime.datetime(1990, 1, 2), None, wards[0]]),
+    ]
+    checked = list(citizen_import.checked_rows(rows, keys, set(wards)))
+    crossed = list(citizen_import._unpacked(pickle.loads(pickle.dumps(citizen_import._packed(checked)))))
+    assert [number for number, _cells, _outcome in crossed] == [2, 3, 4, 5]
+    for (_n, values, outcome), (_m, cells, crossed_outcome) in zip(checked, crossed, strict=True):
+        assert citizen_import._cells(cells) == values
+        if isinstance(outcome, FieldError):
+            with force_locale("vi"):
+                assert (crossed_outcome.field, str(crossed_outcome.message)) == (outcome.field, str(outcome.message))
+        else:
+            assert crossed_outcome == outcome
+    assert isinstance(crossed[0][1], str) and isinstance(crossed[1][1], list)  # joined, and not
