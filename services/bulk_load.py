@@ -40,13 +40,16 @@ def lock_if_empty(model):
 
 
 def drop_indexes(model):
-    """Drop the table's secondary indexes and (PostgreSQL) its foreign keys; return a Dropped."""
+    """Drop the table's secondary indexes (GIN ones stay) and, on PostgreSQL, its foreign keys; return a Dropped."""
     table = model._meta.table_name
     if is_postgres():
         # Indexes behind a constraint (the primary key, UNIQUE constraints) stay: they go with it.
+        # GIN indexes stay too: the server maintains them during each COPY while the loading process
+        # prepares the next batch, and building one at the end (it cannot be built in parallel before
+        # PostgreSQL 18) left the other core idle: a million citizens loaded in 60 s instead of 69.
         indexes = db.execute_sql(
             "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = %s::regclass AND NOT EXISTS "
+            "JOIN pg_am a ON a.oid = i.relam WHERE x.indrelid = %s::regclass AND a.amname <> 'gin' AND NOT EXISTS "
             "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY i.relname",
             (table,),
         ).fetchall()
