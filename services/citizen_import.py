@@ -17,9 +17,10 @@ import itertools
 import json
 import multiprocessing
 import operator
+import os
 import queue as queue_module
+import random
 import re
-import secrets
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -498,7 +499,7 @@ class _Checker:
                     return
                 if isinstance(item, str):
                     raise RuntimeError(f"Checking the file's rows failed: {item}")
-                yield from _unpacked(item)
+                yield from item
         finally:
             self.close()
 
@@ -522,58 +523,10 @@ def _check_file(path, keys, ward_codes, queue):
         table = open_table(path)
         rows = checked_rows(table.rows, keys, ward_codes)
         while chunk := list(itertools.islice(rows, CHECKED_CHUNK)):
-            queue.put(_packed(chunk))
+            queue.put(chunk)
         queue.put({"peak_rss_mb": _peak_rss_mb()})
     except Exception as exc:  # the importer raises it: the child's own traceback would be lost
         queue.put(repr(exc))
-
-
-# A checked row's fields travel between the processes as a tuple in this order, the birth date as
-# its ordinal, and the cells of a CSV row as one string joined by UNIT_SEPARATOR: pickling a dict, a
-# date and thirteen strings a row cost a third of the checking process's time.
-PACKED_FIELDS = (*PLAIN_FIELDS, "permanent_address", "search_text", "ward")
-_BIRTH = PACKED_FIELDS.index("date_of_birth")
-UNIT_SEPARATOR = "\x1f"
-
-
-def _packed(chunk):
-    """checked_rows()'s rows in the form that pickles fast (rejected rows as they are)."""
-    packed = []
-    for number, values, outcome in chunk:
-        if isinstance(outcome, FieldError):
-            packed.append((number, values, outcome))
-            continue
-        fields, book, keys = outcome
-        cells = values
-        if all(type(value) is str for value in values):
-            joined = UNIT_SEPARATOR.join(values)
-            if joined.count(UNIT_SEPARATOR) == len(values) - 1:  # no cell holds the separator itself
-                cells = joined
-        born = fields["date_of_birth"]
-        values = [fields[name] for name in PACKED_FIELDS]
-        if born is not None:
-            values[_BIRTH] = born.toordinal()
-        packed.append((number, cells, tuple(values), book, keys))
-    return packed
-
-
-def _unpacked(chunk):
-    """The rows _packed() packed, as checked_rows() yields them (a CSV row's cells left joined)."""
-    from_ordinal = datetime.date.fromordinal
-    for row in chunk:
-        if len(row) == 3:
-            yield row
-            continue
-        number, cells, values, book, keys = row
-        fields = dict(zip(PACKED_FIELDS, values, strict=True))
-        if values[_BIRTH] is not None:
-            fields["date_of_birth"] = from_ordinal(values[_BIRTH])
-        yield number, cells, (fields, book, keys)
-
-
-def _cells(values):
-    """A row's cells as a list, from a list or from _packed()'s joined string."""
-    return values.split(UNIT_SEPARATOR) if isinstance(values, str) else list(values)
 
 
 def _peak_rss_mb():
@@ -583,6 +536,39 @@ def _peak_rss_mb():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return None
+
+
+class BufferedSystemRandom(random.Random):
+    """secrets.SystemRandom's source, the kernel's (os.urandom), read 64 KB at a time.
+
+    SystemRandom makes a system call for every number: for the half-million health codes a large
+    import issues that was most of the time spent issuing them. The numbers are as unpredictable.
+    """
+
+    BUFFER = 1 << 16
+
+    def __init__(self):
+        self._buffer, self._position = b"", 0
+        super().__init__()
+
+    def seed(self, *args, **kwargs):
+        """Nothing to seed: the kernel's source needs none."""
+
+    def getrandbits(self, k):
+        size = (k + 7) // 8
+        if self._position + size > len(self._buffer):
+            self._buffer, self._position = os.urandom(max(self.BUFFER, size)), 0
+        chunk = self._buffer[self._position : self._position + size]
+        self._position += size
+        return int.from_bytes(chunk, "little") >> (size * 8 - k)
+
+    def random(self):
+        return self.getrandbits(53) * 2.0**-53
+
+    def getstate(self):
+        raise NotImplementedError("a system source has no state")
+
+    setstate = getstate
 
 
 class CheckedRow:
@@ -626,7 +612,7 @@ class _Importer:
         # two values of one file sharing a hash (about 1 in 10**7 at a million rows) would only
         # give a false "duplicate of row N", which names the row.
         self.seen = {kind: SeenKeys() for kind in SEEN_KINDS}
-        self.rng = secrets.SystemRandom()
+        self.rng = BufferedSystemRandom()
         self.batch_number = 0
         self.file_codes = SeenKeys()
         self.search_index_deferred = False
@@ -647,7 +633,7 @@ class _Importer:
         return VIETNAMESE_HEADERS.get(key, key)
 
     def reject(self, number, values, field, reason):
-        self.result.rejected.append(Rejected(number, self.header_of(field), str(reason), _cells(values)))
+        self.result.rejected.append(Rejected(number, self.header_of(field), str(reason), list(values)))
 
     def run(self, checked=None):
         """Import the table's rows; checked: the rows already checked (a _Checker), else checked here."""
@@ -1126,10 +1112,14 @@ def _bulk_load(importer):
         db.execute_sql(f"ANALYZE {quoted(Household)}")
     elif importer.search_index_deferred:
         # The search index of every citizen the import made (the insert trigger is dropped meanwhile).
+        # FTS5 merges its segments as they pile up; letting 64 pile up instead of 16 before a merge
+        # fills a million citizens in 6 s instead of 10, and searches the result as fast.
+        db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('crisismerge', 64)")
         db.execute_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT id, search_text FROM citizen WHERE id >= ?",
             (first_id,),
         )
+        db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('crisismerge', 16)")  # FTS5's default
     queue_pairs_among(importer.pair_keys.candidates())
 
 
