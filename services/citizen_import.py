@@ -407,12 +407,15 @@ def _ward_code(value):
 
 def clean_row(values, keys, ward_codes):
     """Return (citizen fields, household book number) of one row, or raise FieldError naming the column."""
-    cells = {}
-    for key, value in zip(keys, values, strict=False):
-        if key is not None:
+    cells = {key: value for key, value in zip(keys, values, strict=False) if key is not None}
+    try:
+        suspect = _CONTROL.search("".join(values)) is not None  # a CSV row: all text, searched at once
+    except TypeError:  # a workbook's row: numbers, dates and None among the text
+        suspect = True
+    if suspect:  # the first named cell that holds one, in the file's column order
+        for key, value in cells.items():
             if isinstance(value, str) and _CONTROL.search(value):
                 raise FieldError(key, _l("The cell holds control characters (a damaged file?): retype it."))
-            cells[key] = value
     cells["phone"] = _number_text(cells.get("phone"), pad_to=(10,))
     cells["national_id"] = _number_text(cells.get("national_id"), pad_to=(9, 12))
     cells["health_code"] = _number_text(cells.get("health_code"))
@@ -522,11 +525,29 @@ def _check_file(path, keys, ward_codes, queue):
     try:
         table = open_table(path)
         rows = checked_rows(table.rows, keys, ward_codes)
+        # A CSV row's cells are read again should the importer reject the row (few are): thirteen
+        # strings a row were a third of the importer's cost of receiving it.
+        again = Path(path).suffix.lower() == ".csv"
         while chunk := list(itertools.islice(rows, CHECKED_CHUNK)):
+            if again:
+                chunk = [(n, None, outcome) if type(outcome) is tuple else (n, v, outcome) for n, v, outcome in chunk]
             queue.put(chunk)
         queue.put({"peak_rss_mb": _peak_rss_mb()})
     except Exception as exc:  # the importer raises it: the child's own traceback would be lost
         queue.put(repr(exc))
+
+
+def _read_rejected_cells(path, rejected):
+    """Fill in the cells of the rejected rows the checking process sent without them, from the file."""
+    wanted = {item.row: item for item in rejected if item.values is None}
+    if not wanted:
+        return
+    for number, values in enumerate(_source_rows(Path(path)), start=1):
+        item = wanted.pop(number, None)
+        if item is not None:
+            item.values = list(values)
+            if not wanted:
+                return
 
 
 def _peak_rss_mb():
@@ -633,7 +654,9 @@ class _Importer:
         return VIETNAMESE_HEADERS.get(key, key)
 
     def reject(self, number, values, field, reason):
-        self.result.rejected.append(Rejected(number, self.header_of(field), str(reason), list(values)))
+        self.result.rejected.append(
+            Rejected(number, self.header_of(field), str(reason), None if values is None else list(values))
+        )
 
     def run(self, checked=None):
         """Import the table's rows; checked: the rows already checked (a _Checker), else checked here."""
@@ -1234,6 +1257,7 @@ def import_citizens(
                 checker.close()
         if checker is not None:
             result.checker_peak_rss_mb = checker.peak_rss_mb
+        _read_rejected_cells(path, result.rejected)
         result.rejected.sort(key=lambda item: item.row)  # repeats are found a batch at a time
         if rejected_path is None:
             rejected_path = rejected_path_for(path)
