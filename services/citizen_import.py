@@ -1137,14 +1137,10 @@ def _bulk_load(importer):
         db.execute_sql(f"ANALYZE {quoted(Household)}")
     elif importer.search_index_deferred:
         # The search index of every citizen the import made (the insert trigger is dropped meanwhile).
-        # FTS5 merges its segments as they pile up; letting 64 pile up instead of 16 before a merge
-        # fills a million citizens in 6 s instead of 10, and searches the result as fast.
-        db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('crisismerge', 64)")
         db.execute_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, search_text) SELECT id, search_text FROM citizen WHERE id >= ?",
             (first_id,),
         )
-        db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('crisismerge', 16)")  # FTS5's default
     queue_pairs_among(importer.pair_keys.candidates())
 
 
