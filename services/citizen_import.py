@@ -1129,7 +1129,8 @@ def _bulk_load(importer):
         importer.household_block = bulk_load.IdBlock(Household)
     yield
     importer.bulk = False
-    importer.household_ids = None
+    # What the batches needed is let go before the indexes are built: tens of megabytes at a million rows.
+    importer.household_ids = importer.seen = importer.file_codes = None
     for each in dropped:
         bulk_load.restore_indexes(each)
     if is_postgres():
