@@ -153,7 +153,9 @@ class Citizen(BaseModel):
         codes = [self.health_code, self.national_id, self.old_national_id, self.insurance_number, self.phone]
         if self.phone:
             codes.append(self.phone[1:])  # typed without the leading 0
-        return " ".join(filter(None, parts + [fold(c) for c in codes if c]))
+        # Folded together: fold() separates words by one space, so this is each code folded, joined.
+        parts.append(fold(" ".join(filter(None, codes))))
+        return " ".join(filter(None, parts))
 
     def save(self, *args, **kwargs):
         self.clean()

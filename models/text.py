@@ -29,6 +29,21 @@ _COMBINING = _combining_marks()
 _BEYOND_BMP = re.compile("[\\U00010000-\\U0010ffff]")
 
 
+def _latin_table():
+    """str.translate table: each precomposed Latin letter whose diacritics fold away to its ASCII
+    base letter (đ to d), and ASCII punctuation to a space."""
+    table = {code: " " for code in range(0x80) if not chr(code).isalnum()}
+    for code in (*range(0x80, 0x250), *range(0x1E00, 0x1F00)):
+        bare = "".join(c for c in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(c))
+        if bare != chr(code) and bare.isascii() and bare.isalnum():
+            table[code] = bare
+    table[ord("đ")] = "d"
+    return table
+
+
+_LATIN = _latin_table()
+
+
 def fold(text):
     """Lowercase, drop Vietnamese diacritics, map đ to d and collapse punctuation to single spaces."""
     if not text:
@@ -36,6 +51,11 @@ def fold(text):
     text = str(text).lower()  # "Đ" becomes "đ"
     if text.isascii():  # codes, phone and ID numbers, unaccented names: nothing to decompose
         return text if text.isalnum() else _SEPARATORS.sub(" ", text).strip()
+    # Vietnamese typed as usual, one precomposed letter each: a table lookup per character.
+    bare = text.translate(_LATIN)
+    if bare.isascii():
+        return " ".join(bare.split())
+    # Combining marks, or letters the table does not hold: decompose.
     text = text.replace("đ", "d")
     decomposed = unicodedata.normalize("NFD", text)
     if _BEYOND_BMP.search(decomposed):  # rare: marks beyond the BMP are not in _COMBINING

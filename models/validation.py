@@ -167,7 +167,7 @@ def parse_date(value, field="date_of_birth"):
     if not text:
         return None
     day_first = _DAY_MONTH_YEAR.fullmatch(text)
-    iso = _ISO_DATE.fullmatch(text)
+    iso = None if day_first else _ISO_DATE.fullmatch(text)
     try:
         if day_first:
             return datetime.date(int(day_first[3]), int(day_first[2]), int(day_first[1]))
@@ -214,16 +214,14 @@ def luhn_check_digit(digits):
     """Return the Luhn check digit to append to a string of digits."""
     if not digits.isascii() or not digits.isdigit():
         raise ValueError(f"expected a string of digits, got {digits!r}")
-    total = 0
-    # The rightmost digit is doubled, since the check digit will follow it.
-    for position, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if position % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
+    # From the right: the rightmost digit is doubled (the check digit will follow it), then every other one.
+    backwards = digits[::-1]
+    total = sum(map(_LUHN_DOUBLED.__getitem__, backwards[0::2])) + sum(map(int, backwards[1::2]))
     return str((10 - total % 10) % 10)
+
+
+# A digit doubled, less 9 when that has two digits.
+_LUHN_DOUBLED = {str(digit): (2 * digit if digit < 5 else 2 * digit - 9) for digit in range(10)}
 
 
 def new_health_code(province_code, rng):
@@ -255,6 +253,8 @@ def normalize_gender(value, field="gender"):
     """Return "M" or "F" from M/F, Nam/Nữ or male/female, or None when blank."""
     if not _text(value):
         return None
+    if value in _GENDERS.values():  # as stored, and as most forms and files give it
+        return value
     folded = fold(value)
     if folded not in _GENDERS:
         raise FieldError(field, lazy_gettext("Enter the gender as M (Nam) or F (Nữ)."))

@@ -426,17 +426,18 @@ def test_the_template_downloads_with_the_vietnamese_headers(client, station):
 
 
 def test_an_issued_health_code_never_takes_one_a_later_row_of_the_file_holds(wards, tmp_path, monkeypatch):
-    codes = iter(["CLASH-0001", "FRESH-0002"])
+    # Issued codes have 12 digits; the later row holds the first one drawn, written with spaces.
+    codes = iter(["221442725091", "221442725096"])
     monkeypatch.setattr(citizen_import, "new_health_code", lambda province, rng: next(codes))
     rows = [
         ["full_name", "date_of_birth", "health_code", "ward_code"],
         ["Không mã", "01/01/1980", "", wards[0]],
-        ["Có mã cũ", "02/02/1982", "clash-0001", wards[0]],
+        ["Có mã cũ", "02/02/1982", "2214 4272 5091", wards[0]],
     ]
     result = import_citizens(write_csv(tmp_path / "codes.csv", rows), Scope.everything(), batch_size=1)
     assert result.counts_line() == "created=2 updated=0 unchanged=0 rejected=0", result.rejected
-    assert Citizen.get(Citizen.full_name == "Không mã").health_code == "FRESH-0002"
-    assert Citizen.get(Citizen.full_name == "Có mã cũ").health_code == "CLASH-0001"
+    assert Citizen.get(Citizen.full_name == "Không mã").health_code == "221442725096"
+    assert Citizen.get(Citizen.full_name == "Có mã cũ").health_code == "221442725091"
 
 
 @pytest.mark.parametrize("batch_size", [1, 2_000])  # the two rows in two batches, then in one

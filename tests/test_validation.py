@@ -418,6 +418,24 @@ def test_luhn_check_digit_known_values(digits, check):
     assert luhn_check_digit(digits) == check
 
 
+def _luhn_valid(number):
+    """The textbook check of a whole number: from the right, every second digit doubled (less 9 above 9)."""
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if position % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def test_luhn_check_digit_makes_every_number_valid_and_no_other_digit_does():
+    rng = random.Random(5)
+    for _ in range(2000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 20)))
+        check = luhn_check_digit(digits)
+        assert _luhn_valid(digits + check), digits
+        assert not any(_luhn_valid(digits + other) for other in "0123456789" if other != check), digits
+
+
 @pytest.mark.parametrize("digits", ["", "12a4", "12 34", "١٢٣"])
 def test_luhn_check_digit_refuses_non_digits(digits):
     with pytest.raises(ValueError):
