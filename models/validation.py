@@ -72,6 +72,8 @@ class FieldError(ValueError):
 
 def _text(value):
     """The value as a stripped string; None becomes ""."""
+    if type(value) is str:  # as forms and files give it
+        return value.strip()
     return "" if value is None else str(value).strip()
 
 
