@@ -1129,8 +1129,8 @@ def _bulk_load(importer):
 
     Row by row, a million citizens' nine B-tree indexes and two foreign keys took most of the
     database's time; built once they take a fraction of it (docs/BENCHMARKS.md). On SQLite the
-    search index is filled once at the end; PostgreSQL's GIN search index stays (bulk_load says
-    why). With no citizen
+    search index is filled batch by batch from the rows in hand (index_citizen_rows); PostgreSQL's
+    GIN search index stays (bulk_load says why). With no citizen
     before the import there is nothing to match a row with, so the batches skip those lookups, and
     the likely duplicates among the new citizens are found from their keys at the end. An empty
     household table is loaded the same way. Any failure rolls the transaction back, indexes included.
