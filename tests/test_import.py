@@ -679,6 +679,8 @@ def test_an_import_into_an_empty_table_makes_what_one_row_by_row_makes(wards, tm
     row_by_row = import_citizens(path, Scope.everything(), batch_size=2)
     assert len(bulk_loads) == loads
     assert import_snapshot(row_by_row) == made
+    issued = Citizen.get(Citizen.national_id == "022090001234")  # its search-index entry made batch by batch
+    assert list(Citizen.matching("nguyen van an")) != [] and list(Citizen.matching(issued.health_code)) == [issued]
     if is_postgres():  # both draw from the sequence (SQLite gives max(id) + 1 either way)
         assert min(row_by_row.created_ids) > max(bulk.created_ids)
 
