@@ -85,31 +85,37 @@ def restore_indexes(dropped):
 
 
 class IdBlock:
-    """Ids for rows inserted with their id given: the table's sequence on PostgreSQL, max(id) + 1 on SQLite.
+    """Ids for rows inserted with their id given, counted here from the largest one in use.
 
-    On SQLite the caller holds the write lock (and the table has no AUTOINCREMENT), so the ids SQLite
-    itself would give are the ones after the largest; on PostgreSQL they are drawn from the sequence
-    as any insert would draw them.
+    The caller has the table to itself (lock_if_empty): on SQLite its write lock, and the table
+    has no AUTOINCREMENT, so the ids SQLite would give are the ones after the largest; on
+    PostgreSQL the table's lock keeps every other insert out, and the table's sequence is drawn
+    once here and set past the last id given by close(). Counting here, taking ids needs no
+    statement: on PostgreSQL the batches' COPYs can run while the next batch is prepared.
     """
 
     def __init__(self, model):
         self.model = model
-        self.next = None
+        self.sequence = None
         if is_postgres():
             (self.sequence,) = db.execute_sql(
                 "SELECT pg_get_serial_sequence(%s, %s)", (model._meta.table_name, model._meta.primary_key.column_name)
             ).fetchone()
+            (self.next,) = db.execute_sql("SELECT nextval(%s)", (self.sequence,)).fetchone()
         else:
             (largest,) = db.execute_sql(f"SELECT max(rowid) FROM {quoted(model)}").fetchone()
             self.next = (largest or 0) + 1
+        self.first = self.next
 
     def take(self, count):
         """count new ids, ascending."""
         if count <= 0:
             return []
-        if is_postgres():
-            rows = db.execute_sql("SELECT nextval(%s) FROM generate_series(1, %s)", (self.sequence, count)).fetchall()
-            return [value for (value,) in rows]
         ids = list(range(self.next, self.next + count))
         self.next += count
         return ids
+
+    def close(self):
+        """On PostgreSQL, set the sequence to the last id given: later inserts draw the ones after."""
+        if self.sequence is not None and self.next > self.first:
+            db.execute_sql("SELECT setval(%s, %s)", (self.sequence, self.next - 1))

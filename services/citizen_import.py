@@ -12,6 +12,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import functools
 import io
 import itertools
 import multiprocessing
@@ -21,6 +22,7 @@ import pickle
 import queue as queue_module
 import random
 import re
+import threading
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -572,6 +574,32 @@ def _read_rejected_cells(path, rejected):
                 return
 
 
+class _RejectedCells(threading.Thread):
+    """_read_rejected_cells() in a thread of its own, started when the last batch is written.
+
+    Building the indexes and committing is the database's work, done without Python's lock, and
+    the checking process has ended: a million rows were read again on the idle core (1.7 s).
+    """
+
+    def __init__(self, path, rejected):
+        super().__init__(name="rejected-cells", daemon=True)
+        self.path = path
+        self.rejected = rejected
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            _read_rejected_cells(self.path, self.rejected)
+        except BaseException as exc:  # raised by wait(), in the importer's thread
+            self.error = exc
+
+    def wait(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 def _peak_rss_mb():
     """This process's peak resident memory in MB (VmHWM), or None where /proc has no such line."""
     with contextlib.suppress(OSError), open("/proc/self/status") as status:
@@ -665,6 +693,8 @@ class _Importer:
         self.pair_keys = None
         self.household_ids = None  # book number -> id, when the household table is bulk loaded too
         self.household_block = None
+        self.writer = None  # a _CopyWriter while a bulk load on PostgreSQL sends its COPYs from a thread
+        self.deferred_events = []  # the batches' audit events meanwhile
         self.analyze_at = _planner_rows() if is_postgres() else None
 
     def header_of(self, field):
@@ -700,13 +730,22 @@ class _Importer:
                 self._report(done)
         if batch:
             done += self._process(self._without_repeats(batch))
+        if self.writer is not None:
+            self.writer.drain()
+        for event in self.deferred_events:
+            AuditEvent.record(**event)
         self._report(done, force=True)
         self._audit_summary()
         return self.result
 
     def _report(self, done, force=False):
-        if self.progress is not None:
-            self.progress(done + len(self.result.rejected), force)
+        if self.progress is None:
+            return
+        if self.writer is not None and not force:
+            # The writer's thread has the connection, and the progress may be stored in the database.
+            self.writer.call(functools.partial(self.progress, done + len(self.result.rejected), force))
+            return
+        self.progress(done + len(self.result.rejected), force)
 
     def _without_repeats(self, batch):
         """The batch without the rows that repeat an earlier row of the file (each rejected, naming it)."""
@@ -805,16 +844,20 @@ class _Importer:
         self.result.created += len(creates)
         self.result.updated += len(updates)
         if not self.dry_run and (created_ids or updated_ids):
-            AuditEvent.record(
-                Action.CREATE,
-                actor=self.actor,
-                object_type="citizen_import",
-                source=self.source,
-                file=self.file_name,
-                batch=self.batch_number,
-                created_ids=created_ids,
-                updated_ids=updated_ids,
-            )
+            event = {
+                "action": Action.CREATE,
+                "actor": self.actor,
+                "object_type": "citizen_import",
+                "source": self.source,
+                "file": self.file_name,
+                "batch": self.batch_number,
+                "created_ids": created_ids,
+                "updated_ids": updated_ids,
+            }
+            if self.writer is not None:
+                self.deferred_events.append(event)  # recorded when the writer is done, in order
+            else:
+                AuditEvent.record(**event)
         return len(batch)
 
     def _existing(self, batch):
@@ -943,7 +986,7 @@ class _Importer:
             rows = list(missing.values())
             for row, household_id in zip(rows, self.household_block.take(len(rows)), strict=True):
                 row["id"] = households[row["book_number"]] = household_id
-            bulk_insert(Household, ("id", *HOUSEHOLD_FIELDS), rows)
+            bulk_insert(Household, ("id", *HOUSEHOLD_FIELDS), rows, self.writer)
         elif missing and not self.dry_run:
             bulk_insert(Household, HOUSEHOLD_FIELDS, list(missing.values()))
             query = Household.select(Household.book_number, Household.id).where(
@@ -999,7 +1042,7 @@ class _Importer:
             # The table's indexes are dropped: the ids are given here rather than looked up by code.
             for row, citizen_id in zip(rows, self.ids.take(len(rows)), strict=True):
                 row["id"] = citizen_id
-            bulk_insert(Citizen, ("id", *INSERTED_FIELDS), rows)
+            bulk_insert(Citizen, ("id", *INSERTED_FIELDS), rows, self.writer)
             self.pair_keys.note(rows, creates)
         else:
             insert_citizens(rows)
@@ -1067,11 +1110,12 @@ def insert_citizens(rows):
     bulk_insert(Citizen, INSERTED_FIELDS, rows)
 
 
-def bulk_insert(model, names, rows):
+def bulk_insert(model, names, rows, writer=None):
     """Insert rows (dicts with these field names) in one statement: COPY on PostgreSQL, executemany on SQLite.
 
     peewee's insert_many composes a node per value, which costs more than the database's own work.
-    Dates and timestamps are passed as the text peewee writes and reads back.
+    Dates and timestamps are passed as the text peewee writes and reads back. On PostgreSQL a
+    _CopyWriter may take the COPY, to send it later from its own thread.
     """
     fields = [model._meta.fields[name] for name in names]
     table, columns = quoted(model), quoted(model, *fields)
@@ -1081,9 +1125,13 @@ def bulk_insert(model, names, rows):
         # A blank cell there is NULL: callers pass None, never an empty string (blank cells are None).
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(map(operator.itemgetter(*names), rows))
+        statement = f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        if writer is not None:
+            writer.copy(statement, buffer.getvalue(), len(rows))
+            return
         buffer.seek(0)
         with db.cursor() as cursor:
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cursor.copy_expert(statement, buffer)
         return
     # Only the date and timestamp columns are converted, each distinct value once (a batch's
     # timestamps are one value, its birth dates a few thousand): column by column, in C but for that.
@@ -1106,6 +1154,14 @@ def bulk_insert(model, names, rows):
 SQLITE_INSERT_TRIGGER = next(t for t in SQLITE_SEARCH if "TRIGGER IF NOT EXISTS citizen_fts_insert" in t)
 
 
+# While an import fills the search index, FTS5 merges its segments once 8 of a level have
+# accumulated rather than 4 (its default): each batch's statements flush a segment, and merging
+# them in fours was a quarter of the fill (a million citizens: 14.1 s of merging and filling
+# against 11.2 s; docs/BENCHMARKS.md). The setting is the table's own and is put back at the end.
+IMPORT_FTS_AUTOMERGE = 8
+FTS_DEFAULT_AUTOMERGE = 4
+
+
 @contextlib.contextmanager
 def _search_index_deferred(importer):
     """On SQLite, the importer indexes each batch itself; on PostgreSQL the GIN index needs no help."""
@@ -1114,11 +1170,18 @@ def _search_index_deferred(importer):
         return
     db.execute_sql("DROP TRIGGER IF EXISTS citizen_fts_insert")
     importer.search_index_deferred = True
+    (automerge,) = db.execute_sql(f"SELECT max(v) FROM {FTS_TABLE}_config WHERE k = 'automerge'").fetchone()
+    _fts_automerge(IMPORT_FTS_AUTOMERGE)
     try:
         yield
     finally:
         importer.search_index_deferred = False
+        _fts_automerge(FTS_DEFAULT_AUTOMERGE if automerge is None else automerge)
         db.execute_sql(SQLITE_INSERT_TRIGGER)
+
+
+def _fts_automerge(segments):
+    db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('automerge', ?)", (int(segments),))
 
 
 @contextlib.contextmanager
@@ -1144,7 +1207,17 @@ def _bulk_load(importer):
         dropped.append(bulk_load.drop_indexes(Household))
         importer.household_ids = {}
         importer.household_block = bulk_load.IdBlock(Household)
-    yield
+    if is_postgres() and importer.household_ids is not None:  # the batches then make no statement of their own
+        importer.writer = _CopyWriter(db.connection())
+    try:
+        yield
+    finally:
+        if importer.writer is not None:  # on a failure, its COPY under way ends before the rollback
+            importer.writer.close()
+            importer.writer = None
+    for block in (importer.ids, importer.household_block):
+        if block is not None:
+            block.close()
     importer.bulk = False
     # What the batches needed is let go before the indexes are built: tens of megabytes at a million rows.
     importer.household_ids = importer.seen = importer.file_codes = None
@@ -1193,6 +1266,90 @@ class PairKeys:
         if not found:
             return []
         return numpy.unique(numpy.concatenate(found)).tolist()
+
+
+class _CopyWriter:
+    """A bulk load's COPYs on PostgreSQL, sent from a thread of their own on the import's connection.
+
+    psycopg2 waits for the server without Python's lock: while the server stores some batches
+    (its search index most of the work), the importer prepares the next ones, where it used to
+    wait. Until drain() returns, only this thread uses the connection: the batches of a bulk load
+    make no statement of their own (IdBlock counts the ids, their audit events wait for the end),
+    and progress is reported from this thread, after the copies before it. Copies are gathered to
+    COPY_ROWS rows: a COPY waits for Python's lock as it starts and ends, up to the importer's
+    switch interval each time.
+    """
+
+    COPY_ROWS = 10_000
+    QUEUED = 8
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.jobs = queue_module.Queue(maxsize=self.QUEUED)
+        self.pending = {}  # COPY statement -> its CSV texts, in the order given
+        self.pending_rows = 0
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="copy-writer", daemon=True)
+        self.thread.start()
+
+    def copy(self, statement, text, rows):
+        """COPY the CSV text with this statement, later; raise an earlier COPY's failure."""
+        self._raise()
+        self.pending.setdefault(statement, []).append(text)
+        self.pending_rows += rows
+        if self.pending_rows >= self.COPY_ROWS:
+            self._submit()
+
+    def call(self, function):
+        """Call function() in the writer's thread, after the copies submitted before it."""
+        self._raise()
+        self.jobs.put(function)
+
+    def drain(self):
+        """Wait until every copy is stored; raise the first failure."""
+        self._submit()
+        self.jobs.join()
+        self._raise()
+
+    def close(self):
+        """Stop the thread once its work is done (on a failure, pending copies are dropped)."""
+        self.pending = {}
+        self.jobs.put(None)
+        self.thread.join()
+
+    def _submit(self):
+        if self.pending:
+            job = [(statement, "".join(texts)) for statement, texts in self.pending.items()]
+            self.pending, self.pending_rows = {}, 0
+            self.jobs.put(job)
+
+    def _raise(self):
+        if self.error is not None:
+            raise self.error
+
+    def _run(self):
+        try:
+            while (job := self.jobs.get()) is not None:
+                try:
+                    if self.error is None:
+                        self._do(job)
+                except BaseException as exc:  # raised in the importer's thread by its next call
+                    self.error = exc
+                finally:
+                    self.jobs.task_done()
+        finally:
+            self.jobs.task_done()
+            if not db.is_closed():  # a progress report's own connection (peewee's are per thread)
+                db.close()
+
+    def _do(self, job):
+        if callable(job):
+            job()
+            return
+        with self.connection.cursor() as cursor:
+            for statement, text in job:
+                # Read in one piece: each piece of the file is read under Python's lock.
+                cursor.copy_expert(statement, io.StringIO(text), size=len(text) + 1)
 
 
 def _timestamp_text(value):
@@ -1265,12 +1422,14 @@ def import_citizens(
                 importer.file_codes = file_health_codes(path, table.keys)
             with db.atomic(), _search_index_deferred(importer), _bulk_load(importer):
                 result = importer.run(checker)
+                # Read while the indexes are built and the transaction commits.
+                rejected_cells = _RejectedCells(path, result.rejected)
         finally:
             if checker is not None:
                 checker.close()
         if checker is not None:
             result.checker_peak_rss_mb = checker.peak_rss_mb
-        _read_rejected_cells(path, result.rejected)
+        rejected_cells.wait()
         result.rejected.sort(key=lambda item: item.row)  # repeats are found a batch at a time
         if rejected_path is None:
             rejected_path = rejected_path_for(path)

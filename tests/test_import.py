@@ -4,8 +4,10 @@ import datetime
 import io
 import pickle
 import re
+import threading
 import unicodedata
 
+import psycopg2
 import pytest
 from flask_babel import force_locale
 from openpyxl import Workbook
@@ -697,6 +699,74 @@ def test_a_bulk_load_never_issues_one_health_code_twice(wards, tmp_path, monkeyp
     result = import_citizens(write_csv(tmp_path / "codes.csv", rows), Scope.everything(), batch_size=1)
     assert result.counts_line() == "created=2 updated=0 unchanged=0 rejected=0"
     assert sorted(c.health_code for c in Citizen.select()) == ["NEXT-0002", "SAME-0001"]
+
+
+def test_a_copy_failing_in_the_writers_thread_fails_the_import_and_leaves_nothing(wards, tmp_path, monkeypatch):
+    # On PostgreSQL the bulk load's COPYs are sent by a thread of their own: a COPY the server
+    # refuses there fails the import in the importer's thread, and the rollback takes everything back.
+    if not is_postgres():
+        pytest.skip("the COPY writer is PostgreSQL's")
+    rows = [VI_HEADERS] + [[f"Người {n}", "01/01/1980", "Nam", "", "", f"{wards[0]:05d}", f"HK-{n}"] for n in range(10)]
+    path = write_csv(tmp_path / "copy.csv", rows)
+    monkeypatch.setattr(citizen_import._CopyWriter, "COPY_ROWS", 3)
+    real_do = citizen_import._CopyWriter._do
+    copies = []
+
+    def do(self, job):
+        if not callable(job):
+            copies.append(threading.current_thread().name)
+            if len(copies) == 2:  # the second COPY of citizens gets a row the server refuses
+                job = [(sql, text + "x,y\n" if '"citizen"' in sql.split("(")[0] else text) for sql, text in job]
+        return real_do(self, job)
+
+    monkeypatch.setattr(citizen_import._CopyWriter, "_do", do)
+    schema_before = citizen_schema()
+    with pytest.raises(psycopg2.Error):
+        import_citizens(path, Scope.everything(), batch_size=3)
+    assert copies[:2] == ["copy-writer", "copy-writer"]
+    assert Citizen.select().count() == 0 and Household.select().count() == 0 and AuditEvent.select().count() == 0
+    assert citizen_schema() == schema_before
+    monkeypatch.undo()
+    assert import_citizens(path, Scope.everything(), batch_size=3).created == 10
+    later = make_citizen(wards[0], full_name="Sau Đó")  # the sequence was set past the ids the load gave
+    assert later.id > max(c.id for c in Citizen.select().where(Citizen.id != later.id))
+
+
+def test_progress_is_reported_in_order_up_to_every_row(wards, tmp_path):
+    path = write_csv(tmp_path / "progress.csv", mixed_rows(wards[0], wards[1]))
+    calls = []
+
+    def progress(done, force):
+        calls.append((done, force, threading.current_thread().name))
+
+    result = import_citizens(path, Scope.everything(), batch_size=2, progress=progress)
+    assert [done for done, _f, _t in calls] == sorted(done for done, _f, _t in calls)
+    assert calls[-1][:2] == (result.total, True) and len(calls) > 2
+    # On PostgreSQL the bulk load reports from the thread that has the connection, until the end.
+    expected = "copy-writer" if is_postgres() else threading.current_thread().name
+    assert {name for _d, force, name in calls if not force} == {expected}
+
+
+def test_the_search_index_merges_in_eights_during_an_import_and_as_before_after(wards, tmp_path, monkeypatch):
+    if is_postgres():
+        pytest.skip("SQLite's FTS5 setting")
+
+    def automerge():
+        return db.execute_sql("SELECT v FROM citizen_fts_config WHERE k = 'automerge'").fetchall()
+
+    before, during = automerge(), []
+    real_create = citizen_import._Importer._create
+
+    def create(self, creates, households):
+        during.append(automerge())
+        return real_create(self, creates, households)
+
+    monkeypatch.setattr(citizen_import._Importer, "_create", create)
+    import_citizens(write_csv(tmp_path / "merge.csv", good_rows(wards[0])), Scope.everything())
+    assert during == [[(8,)]] and automerge() in ([(4,)], before)
+    db.execute_sql("INSERT INTO citizen_fts(citizen_fts, rank) VALUES ('automerge', 2)")
+    import_citizens(write_csv(tmp_path / "merge2.csv", good_rows(wards[1])), Scope.everything())
+    assert automerge() == [(2,)]  # a setting of the table's own is put back
 
 
 def test_an_import_into_a_table_with_citizens_is_no_bulk_load(wards, tmp_path, monkeypatch):
