@@ -55,7 +55,9 @@ from models.text import fold
 from models.text import fold_name
 from models.validation import FieldError
 from models.validation import new_health_code
+from models.validation import normalize_gender
 from models.validation import normalize_health_code
+from models.validation import parse_date
 from services import bulk_load
 from services.duplicates import find_duplicates_of
 from services.duplicates import queue_pairs_among
@@ -431,12 +433,15 @@ def clean_row(values, keys, ward_codes):
         cells["national_id"] = _number_text(cells.get("national_id"), pad_to=(9, 12))
         cells["health_code"] = _number_text(cells.get("health_code"))
         cells["household_number"] = _number_text(cells.get("household_number"))
-    ward = _ward_code(cells.get("ward_code"))
+    ward = _WARD_CODES[cells.get("ward_code")]
     if ward not in ward_codes:
         raise FieldError("ward", _l("There is no commune or ward with the code %(code)s.", code=f"{ward:05d}"))
     fields = {name: cells.get(name) for name in PLAIN_FIELDS}
-    fields["occupation"] = _words(fields["occupation"])
-    fields["ethnicity"] = _words(fields["ethnicity"])
+    # Cells a file repeats, parsed once: Citizen.clean() then takes the parsed value as given.
+    fields["date_of_birth"] = _DATES[fields["date_of_birth"]]
+    fields["gender"] = _GENDERS[fields["gender"]]
+    fields["occupation"] = _WORDS[fields["occupation"]]
+    fields["ethnicity"] = _WORDS[fields["ethnicity"]]
     fields["permanent_address"] = _words(cells.get("address"))
     citizen = CheckedRow(ward, fields)
     citizen.clean()
@@ -452,6 +457,44 @@ def clean_row(values, keys, ward_codes):
 def _words(value):
     """A cell's words separated by single spaces, or None when it has none."""
     return " ".join(_cell_text(value).split()) or None
+
+
+class _Remembered(dict):
+    """function(cell) for cells that repeat down a file (a commune's code, a birth date, a gender),
+    each distinct text worked out once; at most LIMIT of them are kept. Only text is kept: a
+    workbook's True would find what its 1 gave."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, cell):
+        value = self.function(cell)
+        if type(cell) is str and len(self) < self.LIMIT:
+            self[cell] = value
+        return value
+
+
+def _or_as_is(function):
+    """function(cell), or the cell as it is where function refuses it: Citizen.clean() refuses it
+    again, after the fields it checks first, so that a row's error is the one it always was."""
+
+    def parsed(cell):
+        try:
+            return function(cell)
+        except FieldError:
+            return cell
+
+    return parsed
+
+
+# Each result is one Citizen.clean() accepts and keeps as it is (a date, "M" or "F", words).
+_DATES = _Remembered(_or_as_is(parse_date))
+_GENDERS = _Remembered(_or_as_is(normalize_gender))
+_WORDS = _Remembered(_words)
+_WARD_CODES = _Remembered(_ward_code)  # a refused code raises every time: it is not remembered
 
 
 CHECKED_FIELDS = (*PLAIN_FIELDS, "permanent_address", "search_text")

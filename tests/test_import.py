@@ -574,6 +574,45 @@ def test_a_checked_row_is_what_the_citizen_model_makes_of_it(ctx, changes):
     assert changes.get("full_name") != "   " or outcomes[0][0] == "full_name"
 
 
+def test_cells_remembered_down_a_file_are_checked_as_if_each_row_were_alone(ctx, wards, monkeypatch):
+    # Dates, genders, occupations and commune codes are worked out once per distinct text: every
+    # row still comes to the fields, or to the first error, that checking it alone gives.
+    keys = ["full_name", "date_of_birth", "gender", "occupation", "ward_code"]
+    ward = f"{wards[0]:05d}"
+    rows = [
+        ["An", "25/12/1990", "Nam", " Nông  dân ", ward],
+        ["", "31/02/1990", "Nam", "", ward],  # no name and a bad date: the name is the error
+        ["Bình", "31/02/1990", "nữ", "Nông dân", ward],
+        ["Cúc", "25/12/1990", "không rõ", "", ward],
+        ["Dũng", "", "F", None, wards[0]],
+        ["Em", datetime.datetime(1990, 1, 2), "Nữ", "", 1],
+        ["Giang", datetime.datetime(1990, 1, 2), "Nữ", "", True],  # not taken for the 1 before it
+        ["Hà", "01/01/2999", "Nữ", "", ward],
+        ["Khoa", "1990-12-25", "M", "", "6652x"],
+    ]
+
+    def outcomes():
+        found = []
+        with ctx.test_request_context():
+            for values in rows:
+                try:
+                    found.append(citizen_import.clean_row(list(values), keys, set(wards)))
+                except FieldError as exc:
+                    found.append((exc.field, str(exc.message)))
+        return found
+
+    remembered = [outcomes(), outcomes()]  # the second time from what the first remembered
+    assert citizen_import._DATES and citizen_import._WARD_CODES
+    monkeypatch.setattr(citizen_import._Remembered, "LIMIT", 0)
+    for memory in (citizen_import._DATES, citizen_import._GENDERS, citizen_import._WORDS, citizen_import._WARD_CODES):
+        memory.clear()
+    alone = outcomes()
+    assert not citizen_import._DATES  # nothing remembered this time
+    assert remembered == [alone, alone]
+    assert alone[1][0] == "full_name" and alone[2][0] == "date_of_birth" and alone[6][0] == "ward"
+    assert alone[0][0]["occupation"] == "Nông dân" and alone[0][0]["gender"] == "M"
+
+
 def table_schema(table):
     """A table's indexes and constraints (and SQLite's triggers), as the database defines them."""
     if is_postgres():
