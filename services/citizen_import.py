@@ -28,7 +28,6 @@ import zipfile
 from pathlib import Path
 
 import numpy
-import pandas
 from flask import has_app_context
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -277,9 +276,13 @@ def file_health_codes(path, keys):
         return SeenKeys()
     path, index = Path(path), keys.index("health_code")
     if path.suffix.lower() == ".csv":
+        # pandas is imported here, not at the top: the checking process imports this module and
+        # has no use for pandas' thirty megabytes.
+        from pandas.errors import ParserError
+
         try:
             return _portal_codes(_csv_column(path, index))
-        except pandas.errors.ParserError:  # pandas reads no further (a quote left open): the csv module does
+        except ParserError:  # pandas reads no further (a quote left open): the csv module does
             pass
     return _portal_codes(values[index] if len(values) > index else None for values in _source_rows(path))
 
@@ -309,6 +312,8 @@ def _csv_column(path, index):
     Read by pandas' C parser, which splits the rows as the csv module does and turns only this
     column into strings: a million rows in 1.1 s against 1.8 s.
     """
+    import pandas  # see file_health_codes
+
     encoding = csv_encoding(path)
     with path.open(encoding=encoding, newline="") as handle:
         delimiter = _csv_delimiter(handle)
@@ -406,7 +411,7 @@ def csv_encoding(path):
 
 
 def _csv_delimiter(handle):
-    """";" when the first line has more semicolons than commas (Excel in a Vietnamese locale), else ","."""
+    """ ";" when the first line has more semicolons than commas (Excel in a Vietnamese locale), else ","."""
     sample = handle.readline()
     handle.seek(0)
     return ";" if sample.count(";") > sample.count(",") else ","
