@@ -1115,7 +1115,7 @@ class _Importer:
         now = _timestamp_text(utcnow())
         rows = []
         for fields, book, _keys in creates:
-            row = dict(fields)
+            row = fields  # completed in place: the row's fields are not read again
             row["household"] = households.get(book) if book else None
             row["created_at"] = row["updated_at"] = now
             rows.append(row)
@@ -1329,11 +1329,16 @@ class PairKeys:
 
     def note(self, rows, creates):
         """rows: the inserted citizens (with their ids); creates: their (fields, book, keys), in order."""
+        ids = numpy.fromiter((row["id"] for row in rows), dtype=numpy.int64, count=len(rows))
         for key, parts in self.parts.items():
-            pairs = [(keys[key], row["id"]) for row, (_f, _b, keys) in zip(rows, creates, strict=True)]
-            pairs = [pair for pair in pairs if pair[0] is not None]
-            if pairs:
-                parts.append(numpy.array(pairs, dtype=numpy.int64).T)
+            hashes = [keys[key] for _f, _b, keys in creates]
+            if None in hashes:  # a row without this key (no birth date, or no phone)
+                given = numpy.fromiter((value is not None for value in hashes), dtype=bool, count=len(hashes))
+                hashes, kept = [value for value in hashes if value is not None], ids[given]
+            else:
+                kept = ids
+            if hashes:
+                parts.append(numpy.stack([numpy.array(hashes, dtype=numpy.int64), kept]))
 
     def candidates(self):
         """Ids of the citizens that share a key hash with another, ascending."""
