@@ -285,6 +285,14 @@ class Citizen(BaseModel):
 
 
 FTS_TABLE = "citizen_fts"
+FTS_DEFAULT_AUTOMERGE = 4  # SQLite FTS5's default: segments of a level merged once 4 have accumulated
+
+
+def set_search_automerge(segments):
+    """Set how many segments of a level SQLite's search index gathers before merging them (0: never)."""
+    db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('automerge', ?)", (int(segments),))
+
+
 FAMILY_LABELS = {**dict(FAMILY_KINDS), "parent": _l("Parent"), "ward": _l("Person under guardianship")}
 INVERSE_KIND = {"father": "child", "mother": "child", "child": "parent", "spouse": "spouse", "guardian": "ward"}
 

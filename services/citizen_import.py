@@ -46,9 +46,11 @@ from models.base import is_postgres
 from models.base import pairs_in
 from models.base import quoted
 from models.base import utcnow
+from models.citizens import FTS_DEFAULT_AUTOMERGE
 from models.citizens import FTS_TABLE
 from models.citizens import Citizen
 from models.citizens import Household
+from models.citizens import set_search_automerge
 from models.duplicates import CitizenAlias
 from models.places import Ward
 from models.text import fold
@@ -1245,7 +1247,6 @@ SQLITE_INSERT_TRIGGER = next(t for t in SQLITE_SEARCH if "TRIGGER IF NOT EXISTS 
 # them in fours was a quarter of the fill (a million citizens: 14.1 s of merging and filling
 # against 11.2 s; docs/BENCHMARKS.md). The setting is the table's own and is put back at the end.
 IMPORT_FTS_AUTOMERGE = 8
-FTS_DEFAULT_AUTOMERGE = 4
 
 
 @contextlib.contextmanager
@@ -1257,17 +1258,13 @@ def _search_index_deferred(importer):
     db.execute_sql("DROP TRIGGER IF EXISTS citizen_fts_insert")
     importer.search_index_deferred = True
     (automerge,) = db.execute_sql(f"SELECT max(v) FROM {FTS_TABLE}_config WHERE k = 'automerge'").fetchone()
-    _fts_automerge(IMPORT_FTS_AUTOMERGE)
+    set_search_automerge(IMPORT_FTS_AUTOMERGE)
     try:
         yield
     finally:
         importer.search_index_deferred = False
-        _fts_automerge(FTS_DEFAULT_AUTOMERGE if automerge is None else automerge)
+        set_search_automerge(FTS_DEFAULT_AUTOMERGE if automerge is None else automerge)
         db.execute_sql(SQLITE_INSERT_TRIGGER)
-
-
-def _fts_automerge(segments):
-    db.execute_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('automerge', ?)", (int(segments),))
 
 
 @contextlib.contextmanager

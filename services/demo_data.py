@@ -19,8 +19,10 @@ from models.accounts import Staff
 from models.base import db
 from models.base import is_postgres
 from models.base import utcnow
+from models.citizens import FTS_DEFAULT_AUTOMERGE
 from models.citizens import Citizen
 from models.citizens import Household
+from models.citizens import set_search_automerge
 from models.places import Province
 from models.places import Ward
 from models.records import Vaccination
@@ -39,7 +41,6 @@ PEOPLE_PER_BATCH = 10_000
 PROGRESS_EVERY = 100_000
 # From this many rows on, indexes are rebuilt after the load and rows are built in a child process.
 BULK_THRESHOLD = 50_000
-FTS_AUTOMERGE = 4  # SQLite FTS5's default
 
 CITIZEN_COLUMNS = (
     "id", "full_name", "date_of_birth", "gender", "occupation", "ethnicity", "phone", "email", "national_id",
@@ -1098,7 +1099,7 @@ class _SqliteWriter:
             return
         if not self.merging_off:
             # Merging segments after each batch costs more than merging them all once at the end.
-            db.execute_sql("INSERT INTO citizen_fts(citizen_fts, rank) VALUES ('automerge', 0)")
+            set_search_automerge(0)
             self.merging_off = True
         first_id, last_id = self.unindexed.pop(0)
         db.execute_sql(
@@ -1112,7 +1113,7 @@ class _SqliteWriter:
             self.between_batches()
         if self.merging_off:
             db.execute_sql("INSERT INTO citizen_fts(citizen_fts) VALUES ('optimize')")
-            db.execute_sql(f"INSERT INTO citizen_fts(citizen_fts, rank) VALUES ('automerge', {FTS_AUTOMERGE})")
+            set_search_automerge(FTS_DEFAULT_AUTOMERGE)
             self.merging_off = False
 
     def suspended(self, tables):
